@@ -1,0 +1,1 @@
+"""napari-lablink: open lab server images in napari lazily, upload layers back, watch live PSFs."""

@@ -1,0 +1,116 @@
+"""The errors users see.
+
+Every error names the server and, where there is one, the object it was about, and says what the
+user can do. napari shows ``str(error)`` in a notification, so the text must stand on its own and
+must never carry a secret: :func:`scrub` runs over every message built from server replies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "AuthenticationError",
+    "ClosedConnectionError",
+    "ConfigurationError",
+    "InvalidURIError",
+    "LablinkError",
+    "NotFoundError",
+    "ProtocolError",
+    "ServerError",
+    "ServerUnavailableError",
+    "scrub",
+]
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every occurrence of a secret in ``text`` by ``***``.
+
+    Server replies sometimes echo what they were sent (a bad token, a signed URL); the messages we
+    build from them go to users, logs and bug reports.
+    """
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+class LablinkError(Exception):
+    """Base of every error napari-lablink raises on purpose.
+
+    ``server`` is the server's address as the user knows it, ``obj`` the thing that was asked for
+    (an image id, a path) and ``hint`` what to do about it.
+    """
+
+    default_hint = ""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        server: str | None = None,
+        obj: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.server = server
+        self.obj = obj
+        self.hint = hint if hint is not None else self.default_hint
+        super().__init__(self._compose())
+
+    def _compose(self) -> str:
+        where = []
+        if self.server:
+            where.append(f"server {self.server}")
+        if self.obj:
+            where.append(str(self.obj))
+        text = self.message
+        if where:
+            text = f"{text} ({', '.join(where)})"
+        if self.hint:
+            text = f"{text}. {self.hint}"
+        return text
+
+
+class ConfigurationError(LablinkError):
+    """Something the user has to configure is missing or wrong (S3 endpoint, credentials, ...)."""
+
+
+class InvalidURIError(ConfigurationError, ValueError):
+    """A URI that does not follow one of the forms napari-lablink understands."""
+
+
+class AuthenticationError(LablinkError):
+    """The server refused our credentials."""
+
+    default_hint = (
+        "Check the token or login (argument, LABLINK_TOKEN, or the servers.toml config file)"
+    )
+
+
+class NotFoundError(LablinkError):
+    """The server has no such object."""
+
+    default_hint = "Check the id or path; the object may have been deleted"
+
+
+class ServerUnavailableError(LablinkError):
+    """The server could not be reached, even after retrying."""
+
+    default_hint = "Check that the server is running and reachable, then try again"
+
+
+class ServerError(LablinkError):
+    """The server answered with an error that is not ours to fix."""
+
+
+class ProtocolError(LablinkError):
+    """The server answered something that does not follow its protocol."""
+
+    default_hint = "The server may be of an unsupported version or not the kind the URI names"
+
+
+class ClosedConnectionError(LablinkError):
+    """A call on a connection that was already closed."""
+
+    default_hint = "Open a new connection with napari_lablink.connect(...)"

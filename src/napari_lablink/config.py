@@ -1,0 +1,107 @@
+"""Server profiles and credentials: where napari-lablink finds what a connection needs.
+
+Each setting is looked up in this order: an explicit argument, the environment
+(``LABLINK_TOKEN``, ``LABLINK_MIBI_EMAIL``, ``LABLINK_MIBI_PASSWORD``, ``LABLINK_S3_ENDPOINT``),
+the config file (``LABLINK_CONFIG``, default ``<user config dir>/napari-lablink/servers.toml``,
+one table per ``host:port``). The file is TOML::
+
+    ["mikro.example.org:443"]
+    token = "..."
+    s3 = "https://s3.example.org"
+
+    ["127.0.0.1:8000"]
+    email = "me@example.org"
+    password = "..."
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import platformdirs
+
+from napari_lablink.client.errors import ConfigurationError
+
+__all__ = ["Credentials", "config_path", "load_profiles", "resolve_credentials"]
+
+_ENV = {
+    "token": "LABLINK_TOKEN",
+    "email": "LABLINK_MIBI_EMAIL",
+    "password": "LABLINK_MIBI_PASSWORD",
+    "s3": "LABLINK_S3_ENDPOINT",
+}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a connection to one server may need. ``repr`` hides the secrets."""
+
+    token: str | None = None
+    email: str | None = None
+    password: str | None = None
+    s3: str | None = None
+
+    def __repr__(self) -> str:
+        shown = {
+            "token": "***" if self.token else None,
+            "email": self.email,
+            "password": "***" if self.password else None,
+            "s3": self.s3,
+        }
+        return "Credentials(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.token, self.password) if s)
+
+
+def config_path() -> Path:
+    """The servers.toml in use: ``LABLINK_CONFIG`` or the user's config directory."""
+    explicit = os.environ.get("LABLINK_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(platformdirs.user_config_dir("napari-lablink", appauthor=False)) / "servers.toml"
+
+
+def load_profiles(path: Path | None = None) -> dict[str, dict[str, str]]:
+    """The config file's tables keyed by ``host:port``; an absent file is an empty config."""
+    path = path or config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigurationError(
+            f"Cannot read the config file {path}: {exc.strerror}",
+            hint="Fix its permissions or point LABLINK_CONFIG at another file",
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(
+            f"The config file {path} is not valid TOML ({exc})",
+            hint='Each server is a table such as ["host:port"] with keys token, s3, email, password',
+        ) from None
+    return {key: value for key, value in data.items() if isinstance(value, dict)}
+
+
+def resolve_credentials(server_key: str, **explicit: str | None) -> Credentials:
+    """Merge explicit arguments, the environment and the config file's table for ``server_key``.
+
+    The environment applies to every server; the config file's tables are per ``host:port``, so a
+    token for one server is never offered to another.
+    """
+    profile = load_profiles().get(server_key, {})
+    values: dict[str, str | None] = {}
+    for f in fields(Credentials):
+        value = explicit.get(f.name)
+        if value is None:
+            value = os.environ.get(_ENV[f.name]) or None
+        if value is None:
+            stored = profile.get(f.name)
+            value = str(stored) if stored is not None else None
+        values[f.name] = value
+    return Credentials(**values)
