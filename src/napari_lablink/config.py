@@ -83,7 +83,7 @@ def load_profiles(path: Path | None = None) -> dict[str, dict[str, str]]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(
             f"The config file {path} is not valid TOML ({exc})",
-            hint='Each server is a table such as ["host:port"] with keys token, s3, email, password',
+            hint='Each server is a table such as ["host:port"] with token, s3, email, password',
         ) from None
     return {key: value for key, value in data.items() if isinstance(value, dict)}
 

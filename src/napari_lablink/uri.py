@@ -116,7 +116,7 @@ class RemoteURI:
 
 
 def is_remote_uri(text: object) -> bool:
-    """Whether ``text`` looks like one of our URIs (cheap: the npe2 reader calls it on every path)."""
+    """Whether ``text`` looks like one of our URIs (cheap: the reader is asked about every path)."""
     if not isinstance(text, str):
         return False
     match = _SCHEME_RE.match(text)
@@ -169,7 +169,9 @@ def parse_uri(text: str, *, _server_only: bool = False) -> RemoteURI:
 
 def _parse_authority(text: str, authority: str, scheme: str) -> tuple[str, int | None]:
     if "@" in authority:
-        _fail(text, "credentials in the URI are not allowed; use a token or the config file", scheme)
+        _fail(
+            text, "credentials in the URI are not allowed; use a token or the config file", scheme
+        )
     host, port_text = authority, None
     if authority.startswith("["):
         end = authority.find("]")
@@ -189,9 +191,7 @@ def _parse_authority(text: str, authority: str, scheme: str) -> tuple[str, int |
     return host, int(port_text)
 
 
-def _parse_object_path(
-    text: str, scheme: Scheme, segments: list[str], common: dict
-) -> RemoteURI:
+def _parse_object_path(text: str, scheme: Scheme, segments: list[str], common: dict) -> RemoteURI:
     kinds = _KINDS[scheme]
     # The object part is at the end; everything before the last kind name is the server's prefix.
     for position in range(len(segments) - 1, -1, -1):

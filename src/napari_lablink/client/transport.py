@@ -46,15 +46,20 @@ _MAYBE_SENT = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError, htt
 
 
 class _RedactQuery(logging.Filter):
-    """Strip query strings from httpx's own request log lines: signed URLs carry credentials there."""
+    """Strip query strings from httpx's request log lines: signed URLs carry credentials there."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args and isinstance(record.args, tuple):
-            record.args = tuple(
-                a.copy_with(query=None) if isinstance(a, httpx.URL) and a.query else a
-                for a in record.args
-            )
+            record.args = tuple(_without_query(a) for a in record.args)
         return True
+
+
+def _without_query(value: object) -> object:
+    if isinstance(value, httpx.URL):
+        return value.copy_with(query=None) if value.query else value
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return value.split("?", 1)[0]
+    return value
 
 
 logging.getLogger("httpx").addFilter(_RedactQuery())
@@ -71,7 +76,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return min(retry_after, self.max_delay)
+            return retry_after  # the caller's deadline bounds it
         return random.uniform(0, min(self.max_delay, self.backoff * 2**attempt))
 
 
@@ -220,7 +225,7 @@ class Transport:
             log.debug(
                 "retrying %s %s on %s (attempt %d) in %.2fs",
                 method,
-                httpx.URL(url).path,
+                "/" + url.split("?", 1)[0].lstrip("/"),
                 self.label,
                 attempt,
                 delay,
@@ -245,7 +250,9 @@ class Transport:
                 obj=obj,
                 hint="Try again later; if it persists, ask the server's administrator",
             )
-        return ServerError(f"The server rejected the request ({detail})", server=self.label, obj=obj)
+        return ServerError(
+            f"The server rejected the request ({detail})", server=self.label, obj=obj
+        )
 
     def protocol_error(self, what: str, obj: str | None = None) -> ProtocolError:
         return ProtocolError(self.scrub(what), server=self.label, obj=obj)

@@ -1,0 +1,206 @@
+"""Connections to servers: ``connect``, ``open_image`` and the connections the napari reader shares.
+
+A server connection owns its :class:`~napari_lablink.client.transport.Transport` and the
+credentials it resolved. Images opened through it stay readable as long as it is open, because
+their S3 grants are renewed through it; that is why napari's reader keeps one shared connection per
+server (and credentials) for the session instead of one per image.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import importlib
+import threading
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from napari_lablink.client.errors import ClosedConnectionError, InvalidURIError
+from napari_lablink.config import Credentials, resolve_credentials
+from napari_lablink.uri import RemoteURI, parse_server_uri, parse_uri
+
+if TYPE_CHECKING:
+    from napari_lablink.client.models import RemoteImage
+
+__all__ = ["Server", "connect", "open_image", "shared_connection"]
+
+#: Where each scheme's server class lives; imported on first use to keep start-up light.
+_SERVER_CLASSES = {
+    "mikro": "napari_lablink.client.mikro:MikroServer",
+    "mibi": "napari_lablink.client.tracker:TrackerServer",
+    "pims": "napari_lablink.client.pims:PimsServer",
+}
+
+
+class Server:
+    """Base of the per-protocol connection classes.
+
+    Subclasses implement :meth:`_open` (turn a URI of this server into a RemoteImage) and
+    :meth:`_close`. Use as ``with connect(...) as server`` or ``async with``.
+    """
+
+    scheme: ClassVar[str]
+
+    def __init__(self, uri: RemoteURI, credentials: Credentials) -> None:
+        self.uri = replace(uri, kind="", object_id=None, fov=None, options=())
+        self.options = uri.option_dict
+        self.credentials = credentials
+        self._closed = False
+
+    @property
+    def label(self) -> str:
+        """How errors name this server."""
+        return self.uri.server
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def get(self, ref: str | int | RemoteURI) -> RemoteImage:
+        """Open an image of this server lazily (metadata only).
+
+        ``ref`` is a full URI of this server, or the part after the server
+        (``"image/7"``, ``"runs/LABEL/FOV1"``).
+        """
+        self._check_open()
+        uri = self.resolve(ref)
+        return self._open(uri)
+
+    def resolve(self, ref: str | int | RemoteURI) -> RemoteURI:
+        """The full URI of ``ref`` on this server (options of the connection included)."""
+        if isinstance(ref, RemoteURI):
+            uri = ref
+        elif isinstance(ref, str) and "://" in ref:
+            uri = parse_uri(ref)
+        else:
+            uri = parse_uri(f"{self.uri}/{str(ref).lstrip('/')}")
+        if (uri.scheme, uri.server_key, uri.prefix) != (
+            self.uri.scheme,
+            self.uri.server_key,
+            self.uri.prefix,
+        ):
+            raise InvalidURIError(
+                f"{uri.without_options()} is not on this connection's server",
+                server=self.label,
+                hint="Open it with napari_lablink.open_image or a connection to its server",
+            )
+        options = {**self.options, **uri.option_dict}
+        return replace(uri, options=tuple(options.items()))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedConnectionError("The connection is closed", server=self.label)
+
+    def _open(self, uri: RemoteURI) -> RemoteImage:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Server:
+        self._check_open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Server:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.close)
+
+    async def aget(self, ref: str | int | RemoteURI) -> RemoteImage:
+        """:meth:`get` without blocking the event loop."""
+        return await asyncio.to_thread(self.get, ref)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<{type(self).__name__} {self.label} ({state})>"
+
+
+def _server_class(scheme: str) -> type[Server]:
+    module, _, name = _SERVER_CLASSES[scheme].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def connect(
+    url: str | RemoteURI,
+    *,
+    token: str | None = None,
+    email: str | None = None,
+    password: str | None = None,
+    s3: str | None = None,
+) -> Server:
+    """Connect to the server ``url`` names (``mikro+http://127.0.0.1:8080``, or any image URI).
+
+    Credentials not given here are looked up in the environment and the config file (see
+    :mod:`napari_lablink.config`). The connection is a context manager (``with`` and
+    ``async with``); calls after ``close()`` raise :class:`ClosedConnectionError`.
+    """
+    uri = url if isinstance(url, RemoteURI) else _parse_connect_url(url)
+    s3 = s3 or uri.option("s3")
+    credentials = resolve_credentials(
+        uri.server_key, token=token, email=email, password=password, s3=s3
+    )
+    return _server_class(uri.scheme)(uri, credentials)
+
+
+def _parse_connect_url(url: str) -> RemoteURI:
+    try:
+        return parse_uri(url).with_object(None)
+    except InvalidURIError:
+        return parse_server_uri(url)
+
+
+class _SharedConnections:
+    """One open connection per (server, credentials) for the napari session.
+
+    Layers keep reading (and renewing S3 grants) long after they were opened, so the reader
+    cannot close its connection; sharing one per server also shares its HTTP connection pool.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._servers: dict[tuple[Any, ...], Server] = {}
+        atexit.register(self.close_all)
+
+    def get(self, uri: RemoteURI, **credentials: str | None) -> Server:
+        key = (uri.scheme, uri.server_key, uri.prefix, uri.secure, tuple(credentials.items()))
+        with self._lock:
+            server = self._servers.get(key)
+            if server is None or server.closed:
+                server = connect(uri.with_object(None), **credentials)
+                self._servers[key] = server
+            return server
+
+    def close_all(self) -> None:
+        with self._lock:
+            servers, self._servers = list(self._servers.values()), {}
+        for server in servers:
+            server.close()
+
+
+_shared = _SharedConnections()
+
+
+def shared_connection(uri: str | RemoteURI, **credentials: str | None) -> Server:
+    """The session's shared connection to the server of ``uri``."""
+    parsed = uri if isinstance(uri, RemoteURI) else parse_uri(uri)
+    credentials.setdefault("s3", parsed.option("s3"))
+    return _shared.get(parsed, **credentials)
+
+
+def open_image(uri: str | RemoteURI, **options: str | None) -> RemoteImage:
+    """Open one image by URI, lazily, over the session's shared connection to its server.
+
+    ``options`` are credentials (``token``, ``email``, ``password``) and connection options
+    (``s3``), overriding the environment and the config file.
+    """
+    parsed = uri if isinstance(uri, RemoteURI) else parse_uri(uri)
+    return shared_connection(parsed, **options).get(parsed)

@@ -1,0 +1,356 @@
+"""The mikro protocol, both generations: GraphQL for metadata and grants, zarr on S3 for pixels.
+
+Generation 1 ("representations") keeps an xarray Dataset (zarr v2, variable ``data``, dims
+c,t,z,y,x) at ``store``; generation 2 ("images") a zarr v3 array with dimension names, plus a
+pyramid of derived images. The queries ask only for the fields protocols/mikro.md lists: a field
+the real server lacks fails the whole query there.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import zarr
+
+from napari_lablink.client.colors import parse_color, wavelength_to_rgb
+from napari_lablink.client.connection import Server
+from napari_lablink.client.datalayer import GrantedStore, S3Grant, lazy_array
+from napari_lablink.client.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    NotFoundError,
+    ProtocolError,
+    ServerError,
+)
+from napari_lablink.client.models import DIMS, Channel, RemoteImage
+from napari_lablink.client.transport import HeaderAuth, Transport
+from napari_lablink.config import Credentials
+from napari_lablink.uri import RemoteURI
+
+__all__ = ["MikroServer"]
+
+GET_REPRESENTATION = """
+query GetRepresentation($id: ID!) {
+  representation(id: $id) {
+    id name store shape dims variety tags
+    omero { physicalSize { x y z t c } scale channels { name color } }
+    sample { id name }
+    origins { id }
+  }
+}"""
+
+REQUEST_CREDENTIALS = """
+query Request { request { accessKey secretKey sessionToken status } }"""
+
+GET_IMAGE = """
+query GetImage($id: ID!) {
+  image(id: $id) {
+    id name tags
+    store { id path bucket key shape chunks dtype dimensionNames version }
+    channelViews { id name emissionWavelength excitationWavelength cMin cMax }
+    affineTransformationViews { id affineMatrix pixelSizeX pixelSizeY pixelSizeZ }
+    derivedScaleViews {
+      id scaleX scaleY scaleZ scaleT scaleC image { id store { id shape chunks dtype } }
+    }
+  }
+}"""
+
+REQUEST_ZARR_ACCESS = """
+mutation RequestZarrAccess($input: RequestZarrAccessInput!) {
+  requestZarrAccess(input: $input) {
+    accessKey secretKey sessionToken bucket key path expiresIn datalayer
+  }
+}"""
+
+_AUTH_WORDS = ("token", "authenticat", "permission", "unauthori", "credential", "not allowed")
+_MISSING_WORDS = ("does not exist", "not found", "no representation", "no image", "matching query")
+_ENDPOINT_HINT = (
+    'Add ?s3=<endpoint> to the URI, set LABLINK_S3_ENDPOINT, or put s3 = "<endpoint>" in the '
+    "servers.toml table of this server"
+)
+
+
+class MikroServer(Server):
+    """A connection to a mikro server (either generation; the URI's kind picks the queries)."""
+
+    scheme = "mikro"
+
+    def __init__(self, uri: RemoteURI, credentials: Credentials) -> None:
+        super().__init__(uri, credentials)
+        base = self.uri.base_url
+        self.transport = Transport(
+            base,
+            label=self.label,
+            auth=HeaderAuth(httpx.URL(base), "Bearer", lambda: self.credentials.token),
+            secrets=lambda: self.credentials.secrets,
+        )
+
+    def _close(self) -> None:
+        self.transport.close()
+
+    # -- GraphQL ------------------------------------------------------------------------------
+
+    def graphql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        obj: str | None = None,
+        idempotent: bool = True,
+    ) -> dict[str, Any]:
+        """Run one operation; GraphQL errors become typed errors with the server's message.
+
+        Set ``idempotent=False`` for mutations that create something: they are then not retried
+        after a connection drop, so a retry cannot register an object twice.
+        """
+        self._check_open()
+        response = self.transport.request(
+            "POST",
+            "graphql",
+            json={"query": query, "variables": variables or {}},
+            idempotent=idempotent,
+            obj=obj,
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            raise self.transport.protocol_error(
+                f"The GraphQL endpoint answered HTTP {response.status_code} with something that "
+                "is not JSON",
+                obj,
+            ) from None
+        if not isinstance(body, dict):
+            raise self.transport.protocol_error("The GraphQL answer is not a JSON object", obj)
+        errors = body.get("errors")
+        if errors:
+            raise self._graphql_error(errors, obj)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise self.transport.protocol_error("The GraphQL answer has no data", obj)
+        return data
+
+    def _graphql_error(self, errors: Any, obj: str | None) -> Exception:
+        messages = [
+            str(e.get("message", e)) if isinstance(e, dict) else str(e)
+            for e in (errors if isinstance(errors, list) else [errors])
+        ]
+        said = self.transport.scrub("; ".join(messages))[:300]
+        lowered = said.lower()
+        if any(w in lowered for w in _AUTH_WORDS):
+            return AuthenticationError(
+                f"The server refused the token ({said})", server=self.label, obj=obj
+            )
+        if any(w in lowered for w in _MISSING_WORDS):
+            return NotFoundError(f"Not found ({said})", server=self.label, obj=obj)
+        if "cannot query field" in lowered or "unknown argument" in lowered:
+            return ProtocolError(
+                f"The server does not understand the query ({said})", server=self.label, obj=obj
+            )
+        return ServerError(
+            f"The server answered with an error ({said})", server=self.label, obj=obj
+        )
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def _open(self, uri: RemoteURI) -> RemoteImage:
+        if uri.object_id is None:
+            raise ConfigurationError(
+                f"{uri.without_options()} names a kind of object but no id",
+                server=self.label,
+                hint=f"Use {uri.server}/{uri.kind}/<id>",
+            )
+        if uri.kind == "representation":
+            return self._open_representation(uri)
+        return self._open_image(uri)
+
+    def _s3_endpoint(self, uri: RemoteURI) -> str:
+        endpoint = uri.option("s3") or self.credentials.s3
+        if not endpoint:
+            raise ConfigurationError(
+                "No S3 endpoint is configured: mikro servers do not say where their data lives",
+                server=self.label,
+                obj=f"{uri.kind} {uri.object_id}",
+                hint=_ENDPOINT_HINT,
+            )
+        return endpoint
+
+    def _open_representation(self, uri: RemoteURI) -> RemoteImage:
+        obj = f"representation {uri.object_id}"
+        rep = self.graphql(GET_REPRESENTATION, {"id": uri.object_id}, obj=obj)["representation"]
+        if rep is None:
+            raise NotFoundError("No such representation", server=self.label, obj=obj)
+        endpoint = self._s3_endpoint(uri)
+        bucket, _, key = str(rep.get("store") or "").partition("/")
+        if not bucket or not key:
+            raise ProtocolError(
+                f"The representation's store {rep.get('store')!r} is not '<bucket>/<key>'",
+                server=self.label,
+                obj=obj,
+            )
+
+        def grant() -> S3Grant:
+            creds = self.graphql(REQUEST_CREDENTIALS, obj=obj)["request"]
+            return _grant(creds, bucket, key, None, self, obj)
+
+        store = GrantedStore(endpoint, grant)
+        group = zarr.open_group(store, mode="r", zarr_format=2, use_consolidated=True)
+        array = group["data"]
+        dims = tuple(array.attrs.get("_ARRAY_DIMENSIONS") or rep.get("dims") or ())
+        if dims != DIMS:
+            raise ProtocolError(
+                f"The Dataset's variable 'data' has dims {dims}, not {DIMS}",
+                server=self.label,
+                obj=obj,
+            )
+        omero = rep.get("omero") or {}
+        size = omero.get("physicalSize") or {}
+        pixel_size = {d: float(size[d]) for d in ("z", "y", "x") if size.get(d)}
+        described = omero.get("channels") or []
+        channels = [
+            Channel(
+                name=(described[i].get("name") if i < len(described) else None) or f"Channel {i}",
+                color=parse_color(described[i].get("color")) if i < len(described) else None,
+            )
+            for i in range(array.shape[0])
+        ]
+        variety = rep.get("variety")
+        return RemoteImage(
+            uri=str(uri.without_options()),
+            name=rep.get("name") or obj,
+            dims=DIMS,
+            levels=[lazy_array(array, f"mikro-{store.label}-0")],
+            pixel_size=pixel_size,
+            channels=channels,
+            is_labels=variety == "MASK",
+            is_rgb=variety == "RGB" and array.shape[0] in (3, 4),
+            server_metadata={k: rep.get(k) for k in ("id", "name", "tags", "variety", "store")}
+            | {"sample": rep.get("sample"), "origins": rep.get("origins")},
+        )
+
+    def _open_image(self, uri: RemoteURI) -> RemoteImage:
+        obj = f"image {uri.object_id}"
+        image = self.graphql(GET_IMAGE, {"id": uri.object_id}, obj=obj)["image"]
+        if image is None:
+            raise NotFoundError("No such image", server=self.label, obj=obj)
+        endpoint = self._s3_endpoint(uri)
+        views = sorted(
+            (v for v in image.get("derivedScaleViews") or [] if v.get("image")),
+            key=lambda v: (v.get("scaleX") or 1) * (v.get("scaleY") or 1),
+        )
+        store_ids = [image["store"]["id"]] + [v["image"]["store"]["id"] for v in views]
+        # Each level needs its own grant; ask for them together so a pyramid opens in one round.
+        with ThreadPoolExecutor(max_workers=min(8, len(store_ids))) as pool:
+            arrays = list(pool.map(lambda sid: self._open_store(endpoint, sid, obj), store_ids))
+        full = arrays[0]
+        dims = tuple(full.metadata.dimension_names or ())
+        if not dims and full.ndim == len(DIMS):
+            dims = DIMS
+        if len(dims) != full.ndim or any(d not in DIMS for d in dims):
+            raise ProtocolError(
+                f"The array's dimension names {dims} are not among {DIMS}",
+                server=self.label,
+                obj=obj,
+            )
+        order = sorted(range(len(dims)), key=lambda i: DIMS.index(dims[i]))
+        levels = []
+        for n, array in enumerate(arrays):
+            if array.ndim != full.ndim:
+                raise ProtocolError(
+                    f"Pyramid level {n} has {array.ndim} dims, not {full.ndim}",
+                    server=self.label,
+                    obj=obj,
+                )
+            level = lazy_array(array, f"mikro-{image['store']['id']}-{store_ids[n]}")
+            levels.append(level.transpose(order) if order != list(range(len(dims))) else level)
+        dims = tuple(dims[i] for i in order)
+        pixel_size = _pixel_size(image.get("affineTransformationViews") or [])
+        return RemoteImage(
+            uri=str(uri.without_options()),
+            name=image.get("name") or obj,
+            dims=dims,
+            levels=levels,
+            pixel_size={d: s for d, s in pixel_size.items() if d in dims},
+            channels=_channels(image.get("channelViews") or [], levels[0].shape, dims),
+            server_metadata={
+                "id": image.get("id"),
+                "name": image.get("name"),
+                "tags": image.get("tags"),
+                "store": {k: image["store"].get(k) for k in ("id", "path", "shape", "dtype")},
+                "pyramid": [v["image"]["id"] for v in views],
+            },
+        )
+
+    def _open_store(self, endpoint: str, store_id: str, obj: str) -> zarr.Array:
+        def grant() -> S3Grant:
+            access = self.graphql(REQUEST_ZARR_ACCESS, {"input": {"storeId": store_id}}, obj=obj)[
+                "requestZarrAccess"
+            ]
+            bucket, key = access.get("bucket"), access.get("key")
+            if not bucket or not key:
+                raise ProtocolError(
+                    "The zarr access grant names no bucket or key", server=self.label, obj=obj
+                )
+            expires_in = access.get("expiresIn")
+            expires = time.time() + float(expires_in) if expires_in else None
+            return _grant(access, bucket, key, expires, self, obj)
+
+        store = GrantedStore(endpoint, grant)
+        return zarr.open_array(store, mode="r", zarr_format=3)
+
+
+def _grant(
+    creds: dict[str, Any] | None,
+    bucket: str,
+    key: str,
+    expires_at: float | None,
+    server: MikroServer,
+    obj: str,
+) -> S3Grant:
+    if not creds or not creds.get("accessKey") or not creds.get("secretKey"):
+        raise AuthenticationError(
+            "The server granted no S3 credentials",
+            server=server.label,
+            obj=obj,
+            hint="Ask the server's administrator for data access",
+        )
+    return S3Grant(
+        access_key_id=creds["accessKey"],
+        secret_access_key=creds["secretKey"],
+        session_token=creds.get("sessionToken"),
+        bucket=bucket,
+        key=key,
+        expires_at=expires_at,
+    )
+
+
+def _pixel_size(views: list[dict[str, Any]]) -> dict[str, float]:
+    for view in views:
+        sizes = {d: view.get(f"pixelSize{d.upper()}") for d in ("x", "y", "z")}
+        if any(sizes.values()):
+            return {d: float(s) for d, s in sizes.items() if s}
+    return {}
+
+
+def _channels(
+    views: list[dict[str, Any]], shape: tuple[int, ...], dims: tuple[str, ...]
+) -> list[Channel]:
+    count = shape[dims.index("c")] if "c" in dims else 0
+    channels = []
+    for i in range(count):
+        view = views[i] if i < len(views) else {}
+        c_min, c_max = view.get("cMin"), view.get("cMax")
+        channels.append(
+            Channel(
+                name=view.get("name") or f"Channel {i}",
+                color=wavelength_to_rgb(view.get("emissionWavelength")),
+                contrast_limits=(float(c_min), float(c_max))
+                if c_min is not None and c_max is not None and c_max > c_min
+                else None,
+                emission_wavelength=view.get("emissionWavelength"),
+                excitation_wavelength=view.get("excitationWavelength"),
+            )
+        )
+    return channels

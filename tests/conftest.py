@@ -1,0 +1,17 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import pytest
+
+_ENV = ("LABLINK_TOKEN", "LABLINK_MIBI_EMAIL", "LABLINK_MIBI_PASSWORD", "LABLINK_S3_ENDPOINT")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """No test reads the developer's own servers.toml or LABLINK_* environment."""
+    for name in _ENV:
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path_factory.mktemp("config") / "servers.toml"
+    monkeypatch.setenv("LABLINK_CONFIG", str(config))
+    return config
