@@ -1,0 +1,65 @@
+"""``napari-lablink``: run the stand-in servers and the demo.
+
+Subcommands import what they need when they run, so ``napari-lablink --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.kind == "mikro":
+        from napari_lablink.testing.serve import serve_mikro
+
+        return serve_mikro(port=args.port, demo=args.demo)
+    from napari_lablink.testing.serve_tracker import serve_tracker
+
+    return serve_tracker(port=args.port, demo=args.demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from napari_lablink._napari.demo import run_demo
+
+    return run_demo(screenshot=args.screenshot)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-lablink",
+        description="Stand-in lab servers and the napari-lablink demo.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run a stand-in server in the foreground (prints one JSON line, Ctrl-C stops it)",
+    )
+    serve.add_argument("kind", choices=["mikro", "tracker"], help="which server")
+    serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free)")
+    serve.add_argument("--demo", action="store_true", help="seed it with demo images")
+    serve.set_defaults(run=_serve)
+
+    demo = commands.add_parser(
+        "demo", help="start the stand-in servers and open napari on their demo images"
+    )
+    demo.add_argument(
+        "--screenshot",
+        metavar="PATH",
+        help="wait until everything has loaded, save a screenshot of the window and exit",
+    )
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
