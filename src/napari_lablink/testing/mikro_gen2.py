@@ -1,0 +1,136 @@
+"""Generation-2 GraphQL resolvers ("images"): GraphQL arguments in, dicts out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from napari_lablink.testing.mikro_backend import MikroBackend
+from napari_lablink.testing.mikro_state import Image, ScaleView, ZarrStore
+
+#: The datalayer name grants carry.
+DATALAYER = "zarr"
+
+
+class Gen2Root:
+    def __init__(self, backend: MikroBackend) -> None:
+        self._backend = backend
+
+    def image(self, info: Any, id: str) -> dict[str, Any]:
+        return self._image(self._backend.state.image(id))
+
+    def images(
+        self,
+        info: Any,
+        filters: dict[str, Any] | None = None,
+        pagination: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        pagination = pagination or {}
+        found = self._backend.find_images(
+            filters, pagination.get("offset") or 0, pagination.get("limit")
+        )
+        return [self._image(image) for image in found]
+
+    def requestZarrAccess(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        store, credentials = self._backend.access_grant(input.get("storeId"))
+        return {
+            **_credentials(credentials),
+            "bucket": store.s3_bucket,
+            "key": store.key,
+            "path": store.path,
+            "expiresIn": self._backend.expires_in,
+            "datalayer": DATALAYER,
+        }
+
+    def requestZarrUpload(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        store, credentials = self._backend.upload_grant(
+            input.get("shape"), input.get("chunks"), input.get("version")
+        )
+        return {
+            **_credentials(credentials),
+            "bucket": store.s3_bucket,
+            "key": store.key,
+            "path": store.path,
+            "store": store.id,
+            "expiresIn": self._backend.expires_in,
+            "maxBytes": store.max_bytes,
+        }
+
+    def finishZarrUpload(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        return _store(self._backend.finish_upload(input["storeId"], input["valid"]))
+
+    def fromArrayLike(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        image = self._backend.register_image(
+            input["array"],
+            name=input["name"],
+            tags=input.get("tags"),
+            channel_views=input.get("channelViews"),
+            transformation_views=input.get("transformationViews"),
+            scale_views=input.get("scaleViews"),
+        )
+        return self._image(image)
+
+    def _image(self, image: Image) -> dict[str, Any]:
+        state = self._backend.state
+        return {
+            "id": image.id,
+            "name": image.name,
+            "tags": image.tags,
+            "store": lambda info: _store(state.store(image.store)),
+            "channelViews": [
+                {
+                    "id": view.id,
+                    "name": view.name,
+                    "emissionWavelength": view.emission_wavelength,
+                    "excitationWavelength": view.excitation_wavelength,
+                    "cMin": view.c_min,
+                    "cMax": view.c_max,
+                }
+                for view in image.channel_views
+            ],
+            "affineTransformationViews": [
+                {
+                    "id": view.id,
+                    "affineMatrix": view.affine_matrix,
+                    "pixelSizeX": view.affine_matrix[0][0],
+                    "pixelSizeY": view.affine_matrix[1][1],
+                    "pixelSizeZ": view.affine_matrix[2][2],
+                }
+                for view in image.affine_views
+            ],
+            "derivedScaleViews": lambda info: [
+                self._scale_view(view) for view in state.derived_scale_views(image.id)
+            ],
+        }
+
+    def _scale_view(self, view: ScaleView) -> dict[str, Any]:
+        return {
+            "id": view.id,
+            "scaleX": view.scale_x,
+            "scaleY": view.scale_y,
+            "scaleZ": view.scale_z,
+            "scaleT": view.scale_t,
+            "scaleC": view.scale_c,
+            "image": lambda info: self._image(self._backend.state.image(view.image)),
+        }
+
+
+def _credentials(credentials: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "accessKey": credentials["access_key_id"],
+        "secretKey": credentials["secret_access_key"],
+        "sessionToken": credentials["session_token"],
+    }
+
+
+def _store(store: ZarrStore) -> dict[str, Any]:
+    return {
+        "id": store.id,
+        "path": store.path,
+        "bucket": store.bucket,
+        "key": store.key,
+        "shape": store.shape,
+        "chunks": store.chunks,
+        "dtype": store.dtype,
+        "dimensionNames": store.dimension_names,
+        "version": store.version,
+    }
