@@ -1,0 +1,1 @@
+"""Microscope backends behind the ``Backend`` protocol (see ``base``)."""

@@ -1,0 +1,39 @@
+"""The contract every microscope backend fulfils, so the engine never knows which one it drives."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from napari_lablink.acquisition.types import BackendInfo, FrameSink, StackPlan
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A camera plus a way to move z, driven one run at a time by the engine.
+
+    Threading contract: the engine calls ``connect``, ``start``, ``stop`` and ``close`` from its
+    control thread, never concurrently. ``start`` returns as soon as acquisition is under way;
+    frames then arrive on a thread the backend owns (or its library owns) through
+    ``sink.frame``. ``stop`` aborts the run, stops the z stage where the hardware allows it,
+    waits until no more frames can arrive and until ``sink.finished`` has been called, and is
+    idempotent. A run also ends by itself when ``plan.n_stacks`` stacks are done, or on a
+    camera error (``sink.finished(error)``).
+    """
+
+    name: str
+
+    def connect(self) -> BackendInfo:
+        """Open the hardware (idempotent) and describe the camera."""
+        ...
+
+    def start(self, plan: StackPlan, sink: FrameSink) -> None:
+        """Begin acquiring ``plan``; frames go to ``sink`` from the backend's thread."""
+        ...
+
+    def stop(self) -> None:
+        """Abort the current run (if any) and wait until it has ended."""
+        ...
+
+    def close(self) -> None:
+        """Stop and release the hardware; the backend may be connected again afterwards."""
+        ...
