@@ -15,3 +15,24 @@ def _isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     config = tmp_path_factory.mktemp("config") / "servers.toml"
     monkeypatch.setenv("LABLINK_CONFIG", str(config))
     return config
+
+
+@pytest.fixture(scope="session")
+def mikro():
+    """One stand-in mikro server (both generations, S3 behind moto) for the whole session."""
+    from napari_lablink.testing import MikroStandIn
+
+    with MikroStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def mikro_clean(mikro):
+    """The session's stand-in with faults off and the request logs empty."""
+    mikro.faults.clear()
+    mikro.s3.faults.clear()
+    mikro.s3.reset_requests()
+    mikro.reset_operations()
+    yield mikro
+    mikro.faults.clear()
+    mikro.s3.faults.clear()

@@ -337,19 +337,31 @@ def _pixel_size(views: list[dict[str, Any]]) -> dict[str, float]:
 def _channels(
     views: list[dict[str, Any]], shape: tuple[int, ...], dims: tuple[str, ...]
 ) -> list[Channel]:
+    """Channel descriptions from channel views.
+
+    A view's ``cMin``/``cMax`` are the (inclusive) channel indices it describes, as for all mikro
+    views; views without them describe the remaining channels in order.
+    """
     count = shape[dims.index("c")] if "c" in dims else 0
+    assigned: dict[int, dict[str, Any]] = {}
+    unbound = []
+    for view in views:
+        c_min, c_max = view.get("cMin"), view.get("cMax")
+        if c_min is None:
+            unbound.append(view)
+            continue
+        for index in range(int(c_min), int(c_max if c_max is not None else c_min) + 1):
+            assigned.setdefault(index, view)
+    free = iter(unbound)
     channels = []
     for i in range(count):
-        view = views[i] if i < len(views) else {}
-        c_min, c_max = view.get("cMin"), view.get("cMax")
+        view = assigned.get(i) or next(free, None) or {}
+        emission = view.get("emissionWavelength")
         channels.append(
             Channel(
                 name=view.get("name") or f"Channel {i}",
-                color=wavelength_to_rgb(view.get("emissionWavelength")),
-                contrast_limits=(float(c_min), float(c_max))
-                if c_min is not None and c_max is not None and c_max > c_min
-                else None,
-                emission_wavelength=view.get("emissionWavelength"),
+                color=wavelength_to_rgb(emission),
+                emission_wavelength=emission,
                 excitation_wavelength=view.get("excitationWavelength"),
             )
         )
