@@ -103,19 +103,19 @@ class RequestIdentity:
 
     @classmethod
     def parse(cls, headers: Mapping[str, str], query: str) -> RequestIdentity:
-        params = parse_qs(query, keep_blank_values=True)
+        params = {k.lower(): v for k, v in parse_qs(query, keep_blank_values=True).items()}
         access_key = None
         authorization = headers.get("Authorization") or headers.get("authorization") or ""
         match = _V4_CREDENTIAL.search(authorization) or _V2_AUTHORIZATION.match(authorization)
         if match:
             access_key = match.group(1)
-        elif "X-Amz-Credential" in params:
-            access_key = params["X-Amz-Credential"][0].split("/", 1)[0]
-        elif "AWSAccessKeyId" in params:
-            access_key = params["AWSAccessKeyId"][0]
+        elif "x-amz-credential" in params:
+            access_key = params["x-amz-credential"][0].split("/", 1)[0]
+        elif "awsaccesskeyid" in params:
+            access_key = params["awsaccesskeyid"][0]
         token = headers.get("x-amz-security-token") or headers.get("X-Amz-Security-Token")
-        if token is None and "X-Amz-Security-Token" in params:
-            token = params["X-Amz-Security-Token"][0]
+        if token is None and "x-amz-security-token" in params:
+            token = params["x-amz-security-token"][0]
         return cls(access_key, token)
 
 
