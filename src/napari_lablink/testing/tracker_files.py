@@ -51,7 +51,7 @@ class BadFile(ValueError):
 def encode_png16(plane: np.ndarray) -> bytes:
     """Raw counts as a 16-bit grayscale PNG (big-endian samples, as PNG prescribes)."""
     if plane.dtype != np.uint16:
-        plane = np.clip(np.rint(plane), 0, 65535).astype(np.uint16)
+        plane = np.clip(np.rint(plane.astype(np.float64)), 0, 65535).astype(np.uint16)
     return bytes(imagecodecs.png_encode(np.ascontiguousarray(plane)))
 
 
