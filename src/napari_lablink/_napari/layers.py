@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import dask.array as da
+from napari.utils.colormaps import Colormap
 
 from napari_lablink.client.models import RemoteImage
 
@@ -28,8 +29,10 @@ _FALLBACK_COLORS = (
 )
 
 
-def _colormap(name: str, rgb: tuple[float, float, float]) -> tuple[str, list[list[float]]]:
-    return (name, [[0.0, 0.0, 0.0, 1.0], [*rgb, 1.0]])
+def _colormap(rgb: tuple[float, float, float]) -> Colormap:
+    """A black-to-colour ramp, named by its hex colour so equal colours share a name."""
+    name = "#" + "".join(f"{round(v * 255):02x}" for v in rgb)
+    return Colormap([[0.0, 0.0, 0.0, 1.0], [*rgb, 1.0]], name=name, display_name=name)
 
 
 def _squeeze(image: RemoteImage) -> tuple[list[da.Array], tuple[str, ...]]:
@@ -88,7 +91,7 @@ def layer_data(image: RemoteImage) -> list[LayerDataTuple]:
         arrays = [level[0] for level in levels] if has_c else levels
         kwargs = {**common, "name": image.name}
         if channels and channels[0].color:
-            kwargs["colormap"] = _colormap(names[0], channels[0].color)
+            kwargs["colormap"] = _colormap(channels[0].color)
         if channels and channels[0].contrast_limits:
             kwargs["contrast_limits"] = channels[0].contrast_limits
         return [(data_of(arrays), kwargs, "image")]
@@ -102,7 +105,7 @@ def layer_data(image: RemoteImage) -> list[LayerDataTuple]:
         **common,
         "channel_axis": 0,
         "name": names,
-        "colormap": [_colormap(n, c) for n, c in zip(names, colors, strict=True)],
+        "colormap": [_colormap(c) for c in colors],
         "blending": "additive",
     }
     limits = [c.contrast_limits for c in channels[:n_channels]]

@@ -144,9 +144,8 @@ def connect(
     ``async with``); calls after ``close()`` raise :class:`ClosedConnectionError`.
     """
     uri = url if isinstance(url, RemoteURI) else _parse_connect_url(url)
-    s3 = s3 or uri.option("s3")
     credentials = resolve_credentials(
-        uri.server_key, token=token, email=email, password=password, s3=s3
+        uri.server_key, token=token, email=email, password=password, s3=s3 or uri.option("s3")
     )
     return _server_class(uri.scheme)(uri, credentials)
 
@@ -170,12 +169,15 @@ class _SharedConnections:
         self._servers: dict[tuple[Any, ...], Server] = {}
         atexit.register(self.close_all)
 
-    def get(self, uri: RemoteURI, **credentials: str | None) -> Server:
-        key = (uri.scheme, uri.server_key, uri.prefix, uri.secure, tuple(credentials.items()))
+    def get(self, uri: RemoteURI, **explicit: str | None) -> Server:
+        # Keyed by the credentials in force now, so a changed token or config gets a new
+        # connection instead of silently reusing the old one.
+        credentials = resolve_credentials(uri.server_key, **explicit)
+        key = (uri.scheme, uri.server_key, uri.prefix, uri.secure, credentials)
         with self._lock:
             server = self._servers.get(key)
             if server is None or server.closed:
-                server = connect(uri.with_object(None), **credentials)
+                server = _server_class(uri.scheme)(uri, credentials)
                 self._servers[key] = server
             return server
 
