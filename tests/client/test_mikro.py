@@ -145,22 +145,26 @@ def test_s3_endpoint_and_token_from_config_file(mikro_clean, rep_id, _isolated_c
 
 def test_wrong_token_is_an_authentication_error_without_the_token(mikro_clean, rep_id) -> None:
     bad = "wrong-token-123456"
-    with napari_lablink.connect(
-        server_url(mikro_clean), token=bad, s3=mikro_clean.s3_endpoint
-    ) as server:
-        with pytest.raises(AuthenticationError) as info:
-            server.get(f"representation/{rep_id}")
+    with (
+        napari_lablink.connect(
+            server_url(mikro_clean), token=bad, s3=mikro_clean.s3_endpoint
+        ) as server,
+        pytest.raises(AuthenticationError) as info,
+    ):
+        server.get(f"representation/{rep_id}")
     assert bad not in str(info.value)
     assert "LABLINK_TOKEN" in str(info.value)
 
 
 @pytest.mark.parametrize(("kind", "prefix"), [("representation", ""), ("image", "/mikro")])
 def test_unknown_id_is_not_found(mikro_clean, kind, prefix) -> None:
-    with napari_lablink.connect(
-        server_url(mikro_clean, prefix), token=mikro_clean.token, s3=mikro_clean.s3_endpoint
-    ) as server:
-        with pytest.raises(NotFoundError) as info:
-            server.get(f"{kind}/99999")
+    with (
+        napari_lablink.connect(
+            server_url(mikro_clean, prefix), token=mikro_clean.token, s3=mikro_clean.s3_endpoint
+        ) as server,
+        pytest.raises(NotFoundError) as info,
+    ):
+        server.get(f"{kind}/99999")
     assert f"{kind} 99999" in str(info.value)
 
 
@@ -168,11 +172,13 @@ def test_server_down_is_unavailable() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with napari_lablink.connect(
-        f"mikro+http://127.0.0.1:{port}", token="t", s3="http://127.0.0.1:1"
-    ) as server:
-        with pytest.raises(ServerUnavailableError) as info:
-            server.get("representation/1")
+    with (
+        napari_lablink.connect(
+            f"mikro+http://127.0.0.1:{port}", token="t", s3="http://127.0.0.1:1"
+        ) as server,
+        pytest.raises(ServerUnavailableError) as info,
+    ):
+        server.get("representation/1")
     assert f"127.0.0.1:{port}" in str(info.value)
 
 
@@ -181,11 +187,13 @@ def test_garbage_answer_is_a_protocol_error() -> None:
     scripted = ScriptedServer()
     scripted.default = Reply(200, b"<html>not graphql</html>")
     try:
-        with napari_lablink.connect(
-            f"mikro+{scripted.url}", token="t", s3="http://127.0.0.1:1"
-        ) as server:
-            with pytest.raises(ProtocolError, match="not JSON"):
-                server.get("image/1")
+        with (
+            napari_lablink.connect(
+                f"mikro+{scripted.url}", token="t", s3="http://127.0.0.1:1"
+            ) as server,
+            pytest.raises(ProtocolError, match="not JSON"),
+        ):
+            server.get("image/1")
     finally:
         scripted.stop()
 
@@ -205,11 +213,13 @@ def test_s3_refusing_fresh_credentials_is_an_authentication_error(mikro_clean, r
     """Another S3 than the data's own: it knows none of the server's credentials."""
     with S3StandIn() as other_s3:
         endpoint = other_s3.endpoint
-        with napari_lablink.connect(
-            server_url(mikro_clean), token=mikro_clean.token, s3=endpoint
-        ) as server:
-            with pytest.raises(AuthenticationError) as info:
-                server.get(f"representation/{rep_id}")
+        with (
+            napari_lablink.connect(
+                server_url(mikro_clean), token=mikro_clean.token, s3=endpoint
+            ) as server,
+            pytest.raises(AuthenticationError) as info,
+        ):
+            server.get(f"representation/{rep_id}")
     assert "S3 refused freshly granted credentials" in str(info.value)
     assert endpoint in str(info.value)
 
@@ -260,9 +270,9 @@ def test_no_secret_in_logs_errors_or_metadata(mikro_clean, rep_id, caplog) -> No
         server_url(mikro_clean), token=mikro_clean.token, s3=mikro_clean.s3_endpoint
     ) as server:
         image = server.get(f"representation/{rep_id}")
-        image.data.isel(c=0, t=0, z=0).values
+        _ = image.data.isel(c=0, t=0, z=0).values
         mikro_clean.expire_credentials()
-        image.data.isel(c=1, t=0, z=0).values
+        _ = image.data.isel(c=1, t=0, z=0).values
         for ref in ("representation/424242", "image/1"):
             try:
                 server.get(ref)

@@ -38,7 +38,8 @@ def _colormap(rgb: tuple[float, float, float]) -> Colormap:
 def _squeeze(image: RemoteImage) -> tuple[list[da.Array], tuple[str, ...]]:
     """Drop size-1 axes other than c, y and x (a 2-D image must stay 2-D)."""
     keep = [
-        i for i, (dim, n) in enumerate(zip(image.dims, image.shape, strict=True))
+        i
+        for i, (dim, n) in enumerate(zip(image.dims, image.shape, strict=True))
         if n > 1 or dim in ("c", "y", "x")
     ]
     index = tuple(slice(None) if i in keep else 0 for i in range(len(image.dims)))
@@ -76,9 +77,7 @@ def layer_data(image: RemoteImage) -> list[LayerDataTuple]:
         return [(data_of(moved), {**common, "name": image.name, "rgb": True}, "image")]
 
     channels = image.channels or []
-    names = [
-        channels[i].name if i < len(channels) else f"Channel {i}" for i in range(n_channels)
-    ]
+    names = [channels[i].name if i < len(channels) else f"Channel {i}" for i in range(n_channels)]
     if image.is_labels:
         out = []
         for i in range(n_channels):
