@@ -140,6 +140,20 @@ def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def test_header_names_are_case_insensitive(tracker: TrackerStandIn, web: httpx.Client) -> None:
+    """The reference client sends ``content-type`` in lower case with a JSON string body."""
+    body = json.dumps({"email": tracker.email, "password": tracker.password})
+    response = web.post(
+        f"{tracker.base_url}/api-token-auth/",
+        content=body,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200
+    token = response.json()["token"]
+    answer = web.get(f"{tracker.base_url}/images/", headers={"authorization": f"JWT {token}"})
+    assert answer.status_code == 200
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [

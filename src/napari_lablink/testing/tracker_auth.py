@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["Clock", "SignatureError", "TokenError", "TokenIssuer", "UrlSigner"]
+__all__ = ["Clock", "StorageError", "TokenError", "TokenIssuer", "UrlSigner"]
 
 
 class Clock:
@@ -100,8 +100,8 @@ class TokenIssuer:
         return _b64(hmac.new(self._secret, message.encode(), hashlib.sha256).digest())
 
 
-class SignatureError(Exception):
-    """A signed URL storage refuses, with the status and error code storage answers with."""
+class StorageError(Exception):
+    """A storage request refused, with the status and error code cloud storage answers with."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
@@ -129,17 +129,17 @@ class UrlSigner:
             expires = int(query["X-Expires"])
             signature = query["X-Signature"]
         except (KeyError, ValueError) as exc:
-            raise SignatureError(
+            raise StorageError(
                 403, "AccessDenied", "Anonymous caller does not have access to this object."
             ) from exc
         if not hmac.compare_digest(signature, self._signature(method, object_path, expires)):
-            raise SignatureError(
+            raise StorageError(
                 403,
                 "SignatureDoesNotMatch",
                 "The request signature we calculated does not match the signature you provided.",
             )
         if expires < self._clock.now():
-            raise SignatureError(400, "ExpiredToken", "The provided token has expired.")
+            raise StorageError(400, "ExpiredToken", "The provided token has expired.")
 
     def _signature(self, method: str, object_path: str, expires: int) -> str:
         message = f"{method}\n{object_path}\n{expires}".encode()

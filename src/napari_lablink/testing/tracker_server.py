@@ -22,7 +22,8 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from email.message import Message
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
@@ -33,7 +34,7 @@ from napari_lablink.testing._http import LoopbackHTTPServer, QuietHandler, Serve
 from napari_lablink.testing.faults import Faults
 from napari_lablink.testing.tracker_auth import (
     Clock,
-    SignatureError,
+    StorageError,
     TokenError,
     TokenIssuer,
     UrlSigner,
@@ -68,9 +69,9 @@ class LoggedRequest:
 class _Request:
     method: str
     path: str
-    """Path below the API prefix (or the full path for storage)."""
     query: dict[str, str]
-    headers: Mapping[str, str]
+    headers: Message
+    """Case-insensitive, as HTTP header names are (clients send ``content-type`` too)."""
     body: bytes
 
     def content(self) -> tuple[Any, dict[str, Part]]:
@@ -122,7 +123,7 @@ def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> _
     return _Response(status, json.dumps(payload).encode(), "application/json", headers or {})
 
 
-def _storage_error(error: SignatureError) -> _Response:
+def _storage_error(error: StorageError) -> _Response:
     body = (
         "<?xml version='1.0' encoding='UTF-8'?>"
         f"<Error><Code>{error.code}</Code><Message>{error.message}</Message></Error>"
@@ -172,10 +173,14 @@ class _Api:
     # -- dispatch --------------------------------------------------------------------------
 
     def dispatch(self, request: _Request) -> _Response:
+        """Storage paths are served at the origin; API paths below the prefix."""
+        prefix = self.standin.prefix
         try:
             if request.path.startswith(_STORAGE):
                 return self.storage(request)
-            return self._route(request)
+            if prefix and not request.path.startswith(prefix + "/"):
+                return _Response(404, _HTML_404, "text/html")
+            return self._route(replace(request, path=request.path[len(prefix) :]))
         except ApiError as error:
             headers = {"WWW-Authenticate": 'JWT realm="api"'} if error.status == 401 else None
             return _json(error.status, error.payload, headers)
@@ -359,15 +364,15 @@ class _Api:
         object_path = request.path[len(_STORAGE) :]
         method = "GET" if request.method == "HEAD" else request.method
         if method not in ("GET", "PUT"):
-            return _storage_error(SignatureError(405, "MethodNotAllowed", "Method not allowed."))
+            return _storage_error(StorageError(405, "MethodNotAllowed", "Method not allowed."))
         try:
             self.standin.signer.check(method, object_path, request.query)
-        except SignatureError as error:
+        except StorageError as error:
             return _storage_error(error)
         if method == "PUT":
             if request.headers.get("Content-Type", "").split(";")[0].strip() != "image/tiff":
                 return _storage_error(
-                    SignatureError(
+                    StorageError(
                         403,
                         "SignatureDoesNotMatch",
                         "The URL was signed for Content-Type image/tiff.",
@@ -378,7 +383,7 @@ class _Api:
             return _Response(200, b"", "text/plain")
         found = self.state.storage_object(object_path)
         if found is None:
-            return _storage_error(SignatureError(404, "NoSuchKey", "The object does not exist."))
+            return _storage_error(StorageError(404, "NoSuchKey", "The object does not exist."))
         return _Response(200, found[0], found[1])
 
     # -- runs and image sets ---------------------------------------------------------------
@@ -465,16 +470,12 @@ class _Handler(QuietHandler):
         self.send_bytes(response.status, response.body, response.content_type, response.headers)
 
     def _request(self, path: str, query: str, body: bytes) -> _Request:
-        prefix = self.standin.prefix
-        if not path.startswith(_STORAGE) and prefix:
-            # Outside the API prefix nothing is served: an unroutable path gives Django's 404.
-            path = path[len(prefix) :] if path.startswith(prefix + "/") else "/\x00"
         pairs = parse_qs(query, keep_blank_values=True)
         return _Request(
             self.command,
             path,
             {key: values[-1] for key, values in pairs.items()},
-            {key: value for key, value in self.headers.items()},
+            self.headers,
             body,
         )
 
