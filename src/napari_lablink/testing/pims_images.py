@@ -32,6 +32,8 @@ class TestImage:
     physical_size_y: float
     physical_size_z: float | None
     channel_names: tuple[str, ...]
+    channel_colors: tuple[str, ...] = ()
+    """``#rrggbb`` colours written into the OME-XML (empty: none written)."""
     n_levels: int = 1
     rgb: bool = False
     extra: dict[str, object] = field(default_factory=dict)
@@ -49,27 +51,40 @@ class TestImage:
         return self.shape[self.axes.index(axis)] if axis in self.axes else 1
 
 
-def _pattern(rng: np.random.Generator, height: int, width: int, dtype: np.dtype) -> np.ndarray:
+def _pattern(
+    rng: np.random.Generator, height: int, width: int, dtype: np.dtype, grid: int = 0
+) -> np.ndarray:
     """A smooth picture with noise that spans the dtype's range.
 
-    Smooth so that pyramid tiers look like something in a screenshot; noisy and spanning the full
-    range so that any rescaling, rounding or channel mix-up changes pixel values.
+    Smooth so that pyramid tiers look like something in a screenshot, with bright grid lines
+    every ``grid`` pixels (if given) so that panning and zooming show; noisy and spanning the
+    full range so that any rescaling, rounding or channel mix-up changes pixel values.
     """
     info = np.iinfo(dtype)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    y = np.arange(height, dtype=np.float32)[:, None]
+    x = np.arange(width, dtype=np.float32)[None, :]
     fy, fx = rng.uniform(2.0, 6.0, size=2)
     phase = rng.uniform(0, 2 * np.pi)
-    base = 0.5 + 0.25 * np.sin(2 * np.pi * fx * xx / width + phase) * np.cos(
-        2 * np.pi * fy * yy / height
-    )
-    base += 0.2 * (xx / max(width - 1, 1)) - 0.1
-    noise = rng.normal(0.0, 0.05, size=(height, width)).astype(np.float32)
-    values = np.clip(base + noise, 0.0, 1.0) * info.max
+    wave = np.sin(2 * np.pi * fx * x / width + phase) * np.cos(2 * np.pi * fy * y / height)
+    base = 0.4 + 0.25 * wave + 0.2 * x / max(width - 1, 1)
+    noise = rng.standard_normal((height, width), dtype=np.float32) * 0.05
+    values = base + noise
+    if grid:
+        for offset in range(4):
+            values[offset::grid, :] = 0.9
+            values[:, offset::grid] = 0.9
+    values = np.clip(values, 0.0, 1.0) * info.max
     out = values.astype(dtype)
     # Pin the extremes so histogram bounds are known exactly.
     out[0, 0] = info.min
     out[-1, -1] = info.max
     return out
+
+
+def _ome_color(hex_rgb: str) -> int:
+    """``#rrggbb`` as OME's Color: RGBA packed into a signed 32-bit integer."""
+    rgba = (int(hex_rgb[1:], 16) << 8) | 0xFF
+    return rgba - (1 << 32) if rgba >= 1 << 31 else rgba
 
 
 def _ome_metadata(
@@ -78,6 +93,7 @@ def _ome_metadata(
     psx: float,
     psy: float,
     psz: float | None,
+    colors: tuple[str, ...] = (),
 ) -> dict[str, object]:
     meta: dict[str, object] = {
         "axes": axes,
@@ -89,14 +105,23 @@ def _ome_metadata(
     if psz is not None:
         meta["PhysicalSizeZ"] = psz
         meta["PhysicalSizeZUnit"] = "µm"
+    channel: dict[str, list[object]] = {}
     if channel_names:
-        meta["Channel"] = {"Name": list(channel_names)}
+        channel["Name"] = list(channel_names)
+    if colors:
+        channel["Color"] = [_ome_color(color) for color in colors]
+    if channel:
+        meta["Channel"] = channel
     return meta
 
 
 def write_multichannel(path: Path, *, seed: int = 1) -> TestImage:
-    """A small 3-channel 16-bit OME-TIFF (CYX, strips, no pyramid)."""
+    """A small 3-channel 16-bit OME-TIFF (CYX, strips, no pyramid) with channel colours.
+
+    The colours differ from the red/green/blue PIMS guesses for three channels without any.
+    """
     names = ("DAPI", "GFP", "mCherry")
+    colors = ("#0000ff", "#00ff00", "#ff00ff")
     height, width = 300, 412
     rng = np.random.default_rng(seed)
     data = np.stack([_pattern(rng, height, width, np.dtype(np.uint16)) for _ in names])
@@ -105,9 +130,9 @@ def write_multichannel(path: Path, *, seed: int = 1) -> TestImage:
         data,
         ome=True,
         photometric="minisblack",
-        metadata=_ome_metadata("CYX", names, 0.325, 0.325, None),
+        metadata=_ome_metadata("CYX", names, 0.325, 0.325, None, colors),
     )
-    return TestImage(path, "CYX", data.shape, "uint16", 0.325, 0.325, None, names)
+    return TestImage(path, "CYX", data.shape, "uint16", 0.325, 0.325, None, names, colors)
 
 
 def write_zt_stack(path: Path, *, seed: int = 2) -> TestImage:
@@ -163,6 +188,7 @@ def _write_pyramid(
         options = {
             "tile": (TILE, TILE),
             "compression": "zlib",
+            "compressionargs": {"level": 1},  # noisy data barely compresses: favour speed
             "photometric": photometric,
         }
         tif.write(levels[0], subifds=len(levels) - 1, metadata=metadata, **options)
@@ -183,7 +209,7 @@ def write_pyramid(
     The default size is not a multiple of the tile size, so edge tiles are partial.
     """
     rng = np.random.default_rng(seed)
-    base = np.stack([_pattern(rng, height, width, np.dtype(np.uint16)) for _ in channels])
+    base = np.stack([_pattern(rng, height, width, np.dtype(np.uint16), 512) for _ in channels])
     n_levels = _n_levels(height, width)
     levels = _levels(base, n_levels)
     _write_pyramid(path, levels, "minisblack", _ome_metadata("CYX", channels, 0.5, 0.5, None))
@@ -206,7 +232,9 @@ def write_rgb_pyramid(
 ) -> TestImage:
     """A tiled pyramidal 8-bit RGB OME-TIFF (YXS, SubIFD pyramid), like a brightfield slide."""
     rng = np.random.default_rng(seed)
-    base = np.stack([_pattern(rng, height, width, np.dtype(np.uint8)) for _ in range(3)], axis=-1)
+    base = np.stack(
+        [_pattern(rng, height, width, np.dtype(np.uint8), 512) for _ in range(3)], axis=-1
+    )
     n_levels = _n_levels(height, width)
     levels = _levels(base, n_levels)
     _write_pyramid(path, levels, "rgb", _ome_metadata("YXS", (), 0.25, 0.25, None))

@@ -230,3 +230,10 @@ def _locked(lock_path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+if __name__ == "__main__":
+    # `python -m napari_lablink.testing.pims_venv`: build the venv ahead of the tests (CI step).
+    started = time.monotonic()
+    built = ensure_pims_venv()
+    print(f"PIMS venv ready at {built} ({time.monotonic() - started:.1f} s)")

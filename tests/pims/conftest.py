@@ -1,0 +1,41 @@
+"""Fixtures that run the real Cytomine PIMS server once per session.
+
+A venv that cannot be built is a failure with the build's own message, never a skip: the real
+server is what these tests are for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from napari_lablink.testing.pims_images import TestImage, write_all
+from napari_lablink.testing.pims_server import PimsSetupError, RealPims, ensure_pims_venv
+
+
+@pytest.fixture(scope="session")
+def pims_venv() -> Path:
+    try:
+        return ensure_pims_venv()
+    except PimsSetupError as error:
+        pytest.fail(f"cannot build the PIMS venv: {error}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def pims_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TestImage]:
+    return write_all(tmp_path_factory.mktemp("pims-images"))
+
+
+@pytest.fixture(scope="session")
+def real_pims(pims_venv: Path, pims_images: dict[str, TestImage]) -> Iterator[RealPims]:
+    try:
+        server = RealPims([image.path for image in pims_images.values()], venv=pims_venv)
+        server.start()
+    except PimsSetupError as error:
+        pytest.fail(f"cannot start the real PIMS server: {error}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
