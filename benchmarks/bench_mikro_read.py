@@ -1,0 +1,124 @@
+"""Opening and reading a mikro image: the plugin versus plain zarr on the same S3 store.
+
+Both sides read the same generation-2 image from the stand-in (moto behind its S3 gateway) with
+credentials from the same server; the baseline is zarr + obstore given a grant, which is the raw
+operation the plugin wraps. Prints BENCH lines (see benchmarks/_bench.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import httpx
+import numpy as np
+import zarr
+from obstore.store import S3Store
+from zarr.storage import ObjectStore
+
+import napari_lablink
+from napari_lablink.client.connection import _shared
+
+try:
+    from ._bench import bench, best_of
+except ImportError:
+    from _bench import bench, best_of
+
+ACCESS = """mutation A($input: RequestZarrAccessInput!) {
+  requestZarrAccess(input: $input) { accessKey secretKey sessionToken bucket key } }"""
+
+
+def plain_zarr_array(mikro: RemoteStandIn, store_id: str) -> zarr.Array:
+    grant = httpx.post(
+        mikro.gen2_graphql_url,
+        json={"query": ACCESS, "variables": {"input": {"storeId": store_id}}},
+        headers={"Authorization": f"Bearer {mikro.token}"},
+    ).json()["data"]["requestZarrAccess"]
+    s3 = S3Store(
+        grant["bucket"],
+        prefix=grant["key"],
+        endpoint=mikro.s3_endpoint,
+        region="us-east-1",
+        access_key_id=grant["accessKey"],
+        secret_access_key=grant["secretKey"],
+        token=grant["sessionToken"],
+        virtual_hosted_style_request=False,
+        client_options={"allow_http": True},
+    )
+    return zarr.open_array(ObjectStore(s3, read_only=True), mode="r", zarr_format=3)
+
+
+#: Runs the stand-in in its own process, as a real server would be: the client's threads then do
+#: not compete with the server's for this process's GIL.
+SERVER = """
+import json, sys, numpy as np
+from napari_lablink.testing import MikroStandIn
+z = int(sys.argv[1])
+data = np.random.default_rng(0).integers(0, 4096, size=(1, 1, z, 2048, 2048), dtype=np.uint16)
+with MikroStandIn() as mikro:
+    image_id = mikro.add_image(data, "bench", chunks=(1, 1, 1, 512, 512))
+    print(json.dumps({"uri": mikro.image_uri(image_id), "token": mikro.token,
+                      "graphql": mikro.gen2_graphql_url, "s3": mikro.s3_endpoint,
+                      "store": mikro.state.images[image_id].store}), flush=True)
+    sys.stdin.read()
+"""
+
+
+class RemoteStandIn:
+    def __init__(self, z: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(z)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        info = json.loads(self.process.stdout.readline())
+        self.uri, self.token, self.store = info["uri"], info["token"], info["store"]
+        self.gen2_graphql_url, self.s3_endpoint = info["graphql"], info["s3"]
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--mib", type=int, default=256, help="image size in MiB (>= 256 for the issue)"
+    )
+    args = parser.parse_args()
+    z = max(1, args.mib * 2**20 // (2048 * 2048 * 2))
+    data = np.random.default_rng(0).integers(0, 4096, size=(1, 1, z, 2048, 2048), dtype=np.uint16)
+    mikro = RemoteStandIn(z)
+    try:
+        uri, store_id = mikro.uri, mikro.store
+
+        def plugin_first_plane() -> np.ndarray:
+            _shared.close_all()  # a cold open every time: new connection, new grant
+            image = napari_lablink.open_image(uri, token=mikro.token)
+            return image.data.isel(c=0, t=0, z=z // 2).values
+
+        def baseline_first_plane() -> np.ndarray:
+            return plain_zarr_array(mikro, store_id)[0, 0, z // 2]
+
+        np.testing.assert_array_equal(plugin_first_plane(), baseline_first_plane())
+        plugin = best_of(plugin_first_plane, 5)
+        baseline = best_of(baseline_first_plane, 5)
+        bench("mikro_open_first_plane", plugin * 1e3, "ms", baseline * 1e3)
+
+        image = napari_lablink.open_image(uri, token=mikro.token)
+        array = plain_zarr_array(mikro, store_id)
+        mib = data.nbytes / 2**20
+        plugin = best_of(lambda: image.levels[0].compute(), 3)
+        baseline = best_of(lambda: array[:], 3)
+        # Throughput: higher is better, so the ratio is plugin / baseline throughput.
+        bench("mikro_full_read_throughput", mib / plugin, "MiB/s", mib / baseline)
+        np.testing.assert_array_equal(image.levels[0][0, 0, -1].compute(), data[0, 0, -1])
+    finally:
+        mikro.close()
+
+
+if __name__ == "__main__":
+    main()
