@@ -508,8 +508,8 @@ class AcquisitionEngine(AbstractContextManager):
             needed = per_stack * (self.n_slots + 1) * plan.n_channels
             if needed > self.max_buffer_bytes:
                 raise AcquisitionError(
-                    f"the stack buffers would need {needed / 1024**3:.1f} GiB (limit "
-                    f"{self.max_buffer_bytes / 1024**3:.1f} GiB): use fewer slices or channels, "
+                    f"the stack buffers would need {_size(needed)} (limit "
+                    f"{_size(self.max_buffer_bytes)}): use fewer slices or channels, "
                     "or a smaller crop"
                 )
             self._buffers = []  # release the old ones before allocating
@@ -547,6 +547,10 @@ def _central_crop(
         )
     y0, x0 = (shape[0] - h) // 2, (shape[1] - w) // 2
     return (h, w), (slice(y0, y0 + h), slice(x0, x0 + w)), (y0, x0)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024**3:.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:.0f} MiB"
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:

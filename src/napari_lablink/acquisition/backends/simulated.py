@@ -158,6 +158,7 @@ class SimulatedMicroscope:
         self._pool_scale = 1.0
         self._planes: dict[tuple[str, float, float], _Plane] = {}
         self._scratch = np.empty(self.frame_shape, dtype=np.uint16)
+        self._pending_shape: tuple[int, int] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -211,6 +212,19 @@ class SimulatedMicroscope:
 
     def close(self) -> None:
         self.stop()
+
+    def set_frame_shape(self, shape: tuple[int, int]) -> None:
+        """Change the camera ROI; a running camera switches at its next frame, as real ones do."""
+        self._pending_shape = (int(shape[0]), int(shape[1]))
+        if self._thread is None:
+            self._apply_frame_shape()
+
+    def _apply_frame_shape(self) -> None:
+        if self._pending_shape is not None:
+            self.frame_shape, self._pending_shape = self._pending_shape, None
+            self._scratch = np.empty(self.frame_shape, dtype=np.uint16)
+            self._pool = self._background_pool(self._pool_scale)
+            self._planes.clear()
 
     # -- rendering ----------------------------------------------------------------------------
 
@@ -367,6 +381,8 @@ class SimulatedMicroscope:
                 raise CameraError(
                     f"simulated camera failure at frame {k} (fail_at_frame={self.fail_at_frame})"
                 )
+            if self._pending_shape is not None:
+                self._apply_frame_shape()
             c = (k // n_z) % n_c
             z_index = k % n_z
             self.stage_z_um = float(z_positions[z_index])
