@@ -19,7 +19,7 @@ def _serve(args: argparse.Namespace) -> int:
         return serve_mikro(port=args.port, demo=args.demo)
     from napari_lablink.testing.serve_tracker import serve_tracker
 
-    return serve_tracker(port=args.port, demo=args.demo)
+    return serve_tracker(port=args.port, demo=args.demo, size=args.size)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("kind", choices=["mikro", "tracker"], help="which server")
     serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free)")
     serve.add_argument("--demo", action="store_true", help="seed it with demo images")
+    serve.add_argument(
+        "--size", type=int, default=512, help="tracker demo image size in pixels (512 or 1024)"
+    )
     serve.set_defaults(run=_serve)
 
     demo = commands.add_parser(

@@ -1,10 +1,11 @@
-"""Stand-in servers for tests, benchmarks and the demo (mikro both generations, S3).
+"""Stand-in servers for tests, benchmarks and the demo: mikro (both generations), S3, MIBItracker.
 
-Written from protocols/mikro.md alone: nothing here imports the plugin's client, so a mistake
-in the client cannot hide behind the same mistake in its test server.
+Written from the protocol documents alone: nothing here imports the plugin's client, so a
+mistake in the client cannot hide behind the same mistake in its test server.
 """
 
 from napari_lablink.testing.mikro_server import MikroStandIn
 from napari_lablink.testing.s3 import S3StandIn
+from napari_lablink.testing.tracker_server import LoggedRequest, TrackerStandIn
 
-__all__ = ["MikroStandIn", "S3StandIn"]
+__all__ = ["LoggedRequest", "MikroStandIn", "S3StandIn", "TrackerStandIn"]
