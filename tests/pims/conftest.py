@@ -20,7 +20,8 @@ def pims_venv() -> Path:
     try:
         return ensure_pims_venv()
     except PimsSetupError as error:
-        pytest.fail(f"cannot build the PIMS venv: {error}", pytrace=False)
+        reason = str(error)
+    pytest.fail(f"cannot build the PIMS venv: {reason}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -30,12 +31,15 @@ def pims_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TestImage
 
 @pytest.fixture(scope="session")
 def real_pims(pims_venv: Path, pims_images: dict[str, TestImage]) -> Iterator[RealPims]:
+    server = RealPims([image.path for image in pims_images.values()], venv=pims_venv)
     try:
-        server = RealPims([image.path for image in pims_images.values()], venv=pims_venv)
         server.start()
     except PimsSetupError as error:
-        pytest.fail(f"cannot start the real PIMS server: {error}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+        reason = str(error)
+    else:
+        try:
+            yield server
+        finally:
+            server.stop()
+        return
+    pytest.fail(f"cannot start the real PIMS server: {reason}", pytrace=False)

@@ -7,6 +7,7 @@ tiers, histogram bounds and error answers. Observations are summarised in NOTES.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 import tifffile
 
 from napari_lablink.testing.pims_images import TestImage, write_multichannel
-from napari_lablink.testing.pims_server import RealPims, ensure_pims_venv
+from napari_lablink.testing.pims_server import PimsSetupError, RealPims, ensure_pims_venv
 from napari_lablink.testing.pims_venv import venv_python
 
 pytestmark = [pytest.mark.pims, pytest.mark.timeout(900)]
@@ -322,15 +323,6 @@ def test_window_rgb_is_exact(client, real_pims, pims_images):
     np.testing.assert_array_equal(half, levels[1][128:512, 256:768])
 
 
-def test_window_colormap_none_returns_several_channels_as_bands(client, real_pims, pims_images):
-    image = pims_images["multichannel"]
-    (source,) = source_levels(image)
-    region = {"top": 0, "left": 0, "width": 64, "height": 48}
-    data = png(post_window(client, real_pims, image, region, channels=[0, 2], bits=16))
-    assert data.shape == (48, 64, 2)
-    np.testing.assert_array_equal(np.moveaxis(data, -1, 0), source[[0, 2], :48, :64])
-
-
 # -- histogram bounds --------------------------------------------------------------------------
 
 
@@ -427,3 +419,11 @@ def test_size_limit_rejects_and_the_server_stops_cleanly(pims_venv, tmp_path):
     assert not root.exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base_url}/info", timeout=5)
+
+
+def test_a_file_pims_cannot_import_is_reported_by_name(pims_venv, tmp_path):
+    junk = tmp_path / "not-an-image.ome.tif"
+    junk.write_bytes(b"this is no TIFF")
+    with pytest.raises(PimsSetupError, match=re.escape("did not import not-an-image.ome.tif")):
+        with RealPims([junk], venv=pims_venv):
+            pass
