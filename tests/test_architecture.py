@@ -67,3 +67,14 @@ def test_the_manifest_is_the_root_one() -> None:
     link = PACKAGE / "napari.yaml"
     assert link.is_symlink()
     assert link.resolve() == (PACKAGE.parent.parent / "napari.yaml").resolve()
+
+
+def test_npe2_validates_the_manifest() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "npe2", "validate", "napari-lablink"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid" in result.stdout
