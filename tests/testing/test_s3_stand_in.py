@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -230,21 +232,39 @@ def test_large_objects_pass_through_unchanged(s3: S3StandIn) -> None:
     assert ranged["Body"].read() == payload[1000:2000]
 
 
-def test_stand_ins_keep_their_own_buckets(s3: S3StandIn) -> None:
+def test_stand_ins_share_data_but_not_credentials(s3: S3StandIn) -> None:
     with S3StandIn() as other:
-        names = {b["Name"] for b in other.admin_client().list_buckets().get("Buckets", [])}
-        assert BUCKET not in names
-        with pytest.raises(RuntimeError, match="another S3StandIn"):
-            other.create_bucket(BUCKET)
+        other.create_bucket(BUCKET)  # already there: moto's data is process-wide
+        assert other.get_object(BUCKET, "a/zarr.json") == b"a/zarr.json"
+        foreign = s3_client(other.endpoint, s3.issue_credentials(60))
+        assert error_code(lambda: foreign.get_object(Bucket=BUCKET, Key="a/zarr.json")) == (
+            403,
+            "InvalidAccessKeyId",
+        )
+    # Another stand-in stopping leaves the data of the running one alone.
+    assert s3.get_object(BUCKET, "a/zarr.json") == b"a/zarr.json"
 
 
-def test_stop_deletes_the_buckets_so_the_next_stand_in_can_have_them() -> None:
-    with S3StandIn() as first:
-        first.create_bucket("reused-name")
-        first.put_object("reused-name", "k", b"first")
+LAST_ONE_CLEANS_UP = """
+from napari_lablink.testing import S3StandIn
+with S3StandIn() as first:
+    first.create_bucket("kept-data")
+    first.put_object("kept-data", "k", b"v")
     with S3StandIn() as second:
-        second.create_bucket("reused-name")
-        assert second.list_objects("reused-name") == {}
+        assert second.get_object("kept-data", "k") == b"v"
+    assert first.get_object("kept-data", "k") == b"v"
+with S3StandIn() as third:
+    print(sorted(b["Name"] for b in third.admin_client().list_buckets()["Buckets"]))
+"""
+
+
+def test_the_last_stand_in_to_stop_deletes_every_bucket() -> None:
+    # In a fresh process: here, the module's stand-in keeps running.
+    done = subprocess.run(
+        [sys.executable, "-c", LAST_ONE_CLEANS_UP], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_stop_refuses_new_and_cuts_kept_alive_connections() -> None:
@@ -270,4 +290,4 @@ def test_addresses_need_a_running_stand_in() -> None:
 
 def test_only_loopback_addresses_are_accepted() -> None:
     with pytest.raises(ValueError, match="loopback"):
-        S3StandIn(host="0.0.0.0").start()
+        S3StandIn(host="0.0.0.0")

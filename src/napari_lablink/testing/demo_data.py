@@ -93,11 +93,13 @@ def tissue_plane(
     small = (max(2, y // 16), max(2, x // 16))
     for ci in range(c):
         texture = ndimage.gaussian_filter(rng.random(small), 2.0)
-        texture = (texture - texture.min()) / max(np.ptp(texture), 1e-9)
+        texture = ((texture - texture.min()) / max(np.ptp(texture), 1e-9)).astype(np.float32)
         field = ndimage.zoom(texture, (y / small[0], x / small[1]), order=1)[:y, :x]
-        spots = np.zeros((y, x))
+        spots = np.zeros((y, x), np.float32)
         count = (y * x) // 4000
         spots[rng.integers(0, y, count), rng.integers(0, x, count)] = rng.uniform(1e4, 3e4, count)
-        plane = 300.0 + 3000.0 * field * (1 + ci) / c + ndimage.gaussian_filter(spots, 1.5)
-        out[ci] = np.clip(plane, 0, 65535).astype(np.uint16)
+        field *= 3000.0 * (1 + ci) / c
+        field += ndimage.gaussian_filter(spots, 1.5, truncate=3.0)
+        field += 300.0
+        out[ci] = np.clip(field, 0, 65535).astype(np.uint16)
     return out

@@ -33,7 +33,12 @@ from graphql import (
 )
 
 from napari_lablink.testing import mikro_seed
-from napari_lablink.testing._http import LoopbackHTTPServer, QuietHandler, ServerThread
+from napari_lablink.testing._http import (
+    LoopbackHTTPServer,
+    QuietHandler,
+    ServerThread,
+    require_loopback,
+)
 from napari_lablink.testing.faults import Faults
 from napari_lablink.testing.mikro_backend import MikroBackend, MikroConfig
 from napari_lablink.testing.mikro_gen1 import Gen1Root
@@ -116,6 +121,7 @@ class MikroStandIn:
         credential_ttl: float = 3600.0,
         max_upload_bytes: int = 1 << 30,
     ) -> None:
+        require_loopback(host)
         self._owns_s3 = s3 is None
         self.s3 = s3 if s3 is not None else S3StandIn(host=host)
         self.token = token if token is not None else secrets.token_urlsafe(24)

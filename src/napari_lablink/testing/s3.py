@@ -5,8 +5,10 @@ front of it adds what a real deployment does and moto does not: it refuses unkno
 revoked credentials, counts requests (so tests can prove a plane read fetches only that plane's
 chunks) and injects faults. Clients only ever see the gateway (``endpoint``).
 
-Every stand-in keeps its buckets in its own moto account (``x-moto-account-id`` on every
-request), so several stand-ins in one process do not see each other's data.
+moto keeps its data in process-wide memory, so stand-ins running at the same time in one process
+share buckets and objects (keys are unique per upload, so this does not get in the way); each
+keeps its own credentials, request log and faults. The last one to stop deletes every bucket,
+which frees the memory and lets the next stand-in start from nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
-from napari_lablink.testing._http import LoopbackHTTPServer, QuietHandler, ServerThread
+from napari_lablink.testing._http import (
+    LoopbackHTTPServer,
+    QuietHandler,
+    ServerThread,
+    require_loopback,
+)
 from napari_lablink.testing.faults import Faults
 from napari_lablink.testing.s3_auth import (
     SLOW_DOWN,
@@ -171,7 +178,6 @@ class _GatewayHandler(QuietHandler):
         stand_in = self.server.stand_in
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         headers["Host"] = stand_in._moto_authority
-        headers["x-moto-account-id"] = stand_in.account_id
         if body or self.command in ("PUT", "POST"):
             headers["Content-Length"] = str(len(body))
         pool = stand_in._pool
@@ -218,6 +224,11 @@ class _GatewayServer(LoopbackHTTPServer):
         super().__init__(host, port, _GatewayHandler)
 
 
+#: S3StandIns running in this process (they share moto's in-memory data).
+_running = 0
+_running_lock = threading.Lock()
+
+
 def _moto_server(host: str) -> Any:
     """moto's ThreadedMotoServer, polling for shutdown every 50 ms instead of 500 ms."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -245,9 +256,9 @@ class S3StandIn:
     region = "us-east-1"
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        require_loopback(host)
         self._host = host
         self._port = port
-        self.account_id = "1" + "".join(secrets.choice("0123456789") for _ in range(11))
         self.admin_credentials = {
             "access_key_id": random_access_key("AKIA"),
             "secret_access_key": random_secret(),
@@ -269,8 +280,11 @@ class S3StandIn:
         werkzeug_log = logging.getLogger("werkzeug")
         if werkzeug_log.level == logging.NOTSET:
             werkzeug_log.setLevel(logging.WARNING)
+        global _running
         self._moto = _moto_server(self._host)
         self._moto.start()
+        with _running_lock:
+            _running += 1
         moto_host, moto_port = self._moto.get_host_and_port()
         self._moto_authority = f"{moto_host}:{moto_port}"
         self._pool = _ConnectionPool(moto_host, moto_port)
@@ -281,19 +295,18 @@ class S3StandIn:
         return self
 
     def stop(self) -> None:
-        """Stop serving and delete this stand-in's buckets.
-
-        moto keeps its data in process-wide memory and, like S3, bucket names are unique across
-        accounts: without the cleanup a later stand-in could not create the same buckets and
-        the data would stay in memory until the process ends.
-        """
+        """Stop serving; the last running stand-in of the process also deletes all buckets."""
+        global _running
         if self._gateway is not None:
             self._gateway.stop()
             self._gateway = None
             self._pool.close()
         if self._moto is not None:
             try:
-                self._delete_buckets()
+                with _running_lock:
+                    _running -= 1
+                    if _running == 0:
+                        self._delete_buckets()
             finally:
                 self._moto.stop()
                 self._moto = None
@@ -352,7 +365,7 @@ class S3StandIn:
         if ttl_seconds <= 0:
             raise ValueError(f"ttl_seconds must be positive, not {ttl_seconds}")
         answer = self._client("sts").assume_role(
-            RoleArn=f"arn:aws:iam::{self.account_id}:role/lablink-datalayer",
+            RoleArn="arn:aws:iam::123456789012:role/lablink-datalayer",
             RoleSessionName="lablink-" + secrets.token_hex(4),
             DurationSeconds=min(43200, max(900, math.ceil(ttl_seconds))),
         )["Credentials"]
@@ -403,7 +416,7 @@ class S3StandIn:
         import boto3
         from botocore.config import Config
 
-        client = boto3.client(
+        return boto3.client(
             service,
             endpoint_url=self.moto_endpoint,
             region_name=self.region,
@@ -411,13 +424,6 @@ class S3StandIn:
             aws_secret_access_key=self.admin_credentials["secret_access_key"],
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
         )
-        account = self.account_id
-
-        def add_account(request: Any, **_: Any) -> None:
-            request.headers["x-moto-account-id"] = account
-
-        client.meta.events.register("before-sign.*.*", add_account)
-        return client
 
     def admin_client(self) -> Any:
         """A boto3 S3 client with admin rights, talking to moto directly."""
@@ -429,14 +435,7 @@ class S3StandIn:
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
         if name in existing:
             return
-        try:
-            s3.create_bucket(Bucket=name)
-        except s3.exceptions.BucketAlreadyExists as exc:
-            raise RuntimeError(
-                f"bucket {name!r} belongs to another S3StandIn running in this process (bucket "
-                "names are unique, as on S3): share that stand-in (MikroStandIn(s3=...)) or stop "
-                "it first"
-            ) from exc
+        s3.create_bucket(Bucket=name)
 
     def put_object(self, bucket: str, key: str, data: bytes) -> None:
         self.admin_client().put_object(Bucket=bucket, Key=key, Body=data)
@@ -480,9 +479,6 @@ class S3StandIn:
             access_key_id=self.admin_credentials["access_key_id"],
             secret_access_key=self.admin_credentials["secret_access_key"],
             virtual_hosted_style_request=False,
-            client_options={
-                "allow_http": True,
-                "default_headers": {"x-moto-account-id": self.account_id},
-            },
+            client_options={"allow_http": True},
         )
         return zarr.storage.ObjectStore(store)
