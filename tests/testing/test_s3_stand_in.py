@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import subprocess
 import sys
@@ -158,6 +159,20 @@ def test_write_scope_allows_writes_below_the_prefix_only(s3: S3StandIn) -> None:
         == denied
     )
     assert error_code(lambda: client.create_bucket(Bucket="fresh")) == denied
+
+
+def test_multipart_uploads_pass_through_a_write_grant(s3: S3StandIn) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    scope = [S3Scope(BUCKET, "multi", write=True)]
+    client = s3_client(s3.endpoint, s3.issue_credentials(60, scope=scope))
+    payload = bytes(range(256)) * (11 * 1024 * 1024 // 256)
+    config = TransferConfig(multipart_threshold=5 * 2**20, multipart_chunksize=5 * 2**20)
+    s3.reset_requests()
+    client.upload_fileobj(io.BytesIO(payload), BUCKET, "multi/part", Config=config)
+    assert s3.count("PUT", path_contains="/multi/part") == 3  # three parts
+    assert s3.count("POST", path_contains="/multi/part") == 2  # create and complete
+    assert s3.get_object(BUCKET, "multi/part") == payload
 
 
 def test_requests_are_counted_with_method_path_and_query(s3: S3StandIn) -> None:

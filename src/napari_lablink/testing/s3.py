@@ -126,6 +126,9 @@ class _ConnectionPool:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
+        return self.fresh()
+
+    def fresh(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection(self._host, self._port, timeout=60)
 
     def release(self, connection: http.client.HTTPConnection) -> None:
@@ -182,7 +185,8 @@ class _GatewayHandler(QuietHandler):
             headers["Content-Length"] = str(len(body))
         pool = stand_in._pool
         for attempt in (0, 1):
-            connection = pool.acquire()
+            # A kept-alive connection moto has closed fails at once; retry on a new one.
+            connection = pool.fresh() if attempt else pool.acquire()
             try:
                 connection.request(self.command, self.path, body=body, headers=headers)
                 response = connection.getresponse()
