@@ -8,8 +8,11 @@ the real server lacks fails the whole query there.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -25,8 +28,10 @@ from napari_lablink.client.errors import (
     ProtocolError,
     ServerError,
 )
+from napari_lablink.client.mikro_write import UploadRequest, upload_image, upload_representation
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
 from napari_lablink.client.transport import HeaderAuth, Transport
+from napari_lablink.client.upload import Progress, to_ctzyx
 from napari_lablink.config import Credentials
 from napari_lablink.uri import RemoteURI
 
@@ -90,6 +95,68 @@ class MikroServer(Server):
 
     def _close(self) -> None:
         self.transport.close()
+
+    def upload(
+        self,
+        data: object,
+        *,
+        name: str,
+        kind: str = "image",
+        dims: Sequence[str] | None = None,
+        tags: Sequence[str] = (),
+        channels: Sequence[str | Channel] = (),
+        pixel_size: Mapping[str, float] | None = None,
+        labels: bool = False,
+        rgb: bool = False,
+        pyramid: bool = False,
+        origins: Sequence[str] = (),
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+        s3: str | None = None,
+    ) -> str:
+        """Upload an array (numpy, dask or xarray) and return the URI of the new object.
+
+        ``kind`` is ``"image"`` (generation 2) or ``"representation"`` (generation 1). Axes are
+        named by ``dims`` or an xarray's dims, else napari's conventions apply (see
+        :func:`~napari_lablink.client.upload.to_ctzyx`). Data streams chunk by chunk; on any
+        failure or cancellation nothing is registered on the server.
+        """
+        self._check_open()
+        if kind not in ("image", "representation"):
+            raise ConfigurationError(
+                f"Unknown kind {kind!r}",
+                server=self.label,
+                hint="Use kind='image' (generation 2) or kind='representation' (generation 1)",
+            )
+        target = replace(
+            self.uri,
+            kind=kind,
+            options=tuple({**self.options, **({"s3": s3} if s3 else {})}.items()),
+        )
+        endpoint = self._s3_endpoint(target)
+        array = to_ctzyx(data, dims, rgb=rgb)
+        described = [c if isinstance(c, Channel) else Channel(name=str(c)) for c in channels]
+        if described and len(described) != array.shape[0]:
+            raise ConfigurationError(
+                f"{len(described)} channel names for {array.shape[0]} channels",
+                server=self.label,
+                obj=f"new {kind} {name!r}",
+                hint="Give one name per channel, or none",
+            )
+        request = UploadRequest(
+            data=array,
+            name=name,
+            tags=tuple(tags),
+            channels=tuple(described),
+            pixel_size=dict(pixel_size or {}),
+            labels=labels,
+            rgb=rgb,
+            pyramid=pyramid,
+            origins=tuple(origins),
+        )
+        write = upload_image if kind == "image" else upload_representation
+        new_id = write(self, endpoint, request, progress=progress, cancel=cancel)
+        return str(replace(self.uri, kind=kind, object_id=new_id))
 
     # -- GraphQL ------------------------------------------------------------------------------
 

@@ -1,0 +1,198 @@
+"""What every upload needs, whatever the server: axes, chunks, streaming writes, pyramids.
+
+napari data is ``(..., y, x)``; servers want named axes (mikro: all of ``c, t, z, y, x``).
+:func:`to_ctzyx` maps one onto the other by the axis labels when there are any, by napari's
+conventions otherwise, and refuses to guess when neither settles it. :func:`write_blocks` streams
+a (possibly larger-than-memory) dask array into a zarr array block by block, with progress and
+cancellation, holding only a few blocks in memory at once.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from itertools import product
+
+import dask.array as da
+import numpy as np
+import zarr
+
+from napari_lablink.client.errors import ConfigurationError, LablinkError
+from napari_lablink.client.models import DIMS
+
+__all__ = [
+    "Progress",
+    "UploadCancelledError",
+    "UploadError",
+    "downsampled",
+    "plane_chunks",
+    "pyramid_shapes",
+    "to_ctzyx",
+    "volume_chunks",
+    "write_blocks",
+]
+
+#: progress(done, total) is called from worker threads after each written block.
+Progress = Callable[[int, int], None]
+
+_ALIASES = {
+    "c": "c", "ch": "c", "channel": "c", "channels": "c",
+    "t": "t", "time": "t",
+    "z": "z", "depth": "z", "plane": "z",
+    "y": "y", "row": "y", "rows": "y",
+    "x": "x", "col": "x", "column": "x", "columns": "x",
+}  # fmt: skip
+#: napari's usual meaning of unlabelled axes, by number of dimensions.
+_CONVENTIONS = {2: ("y", "x"), 3: ("z", "y", "x"), 4: ("t", "z", "y", "x")}
+
+
+class UploadError(LablinkError):
+    """An upload failed; nothing was registered on the server."""
+
+
+class UploadCancelledError(UploadError):
+    """The user cancelled the upload; nothing was registered on the server."""
+
+
+def _axis_name(label: object) -> str | None:
+    return _ALIASES.get(str(label).strip().lower())
+
+
+def to_ctzyx(data: object, dims: Sequence[str] | None = None, *, rgb: bool = False) -> da.Array:
+    """``data`` as a lazy 5-D ``(c, t, z, y, x)`` dask array, without copying it.
+
+    ``dims`` names the axes of ``data`` (aliases such as ``channel`` or ``time`` are understood);
+    an ``xarray.DataArray`` brings its own. Without names, 2-4 dims follow napari's conventions
+    (``y x``, ``z y x``, ``t z y x``) and RGB data has its colour axis last.
+    """
+    names = list(dims) if dims is not None else None
+    if names is None and hasattr(data, "dims") and hasattr(data, "data"):
+        names = [str(d) for d in data.dims]  # an xarray.DataArray
+        data = data.data
+    array = data if isinstance(data, da.Array) else da.asarray(data)
+    if names is None:
+        if rgb:
+            spatial = _CONVENTIONS.get(array.ndim - 1)
+            names = [*spatial, "c"] if spatial else None
+        else:
+            names = list(_CONVENTIONS.get(array.ndim, ())) or None
+    if names is None or len(names) != array.ndim:
+        raise ConfigurationError(
+            f"Cannot tell which axis of this {array.ndim}-D data is which",
+            hint="Set the layer's axis labels (for example layer.axis_labels = "
+            "('t', 'c', 'z', 'y', 'x')) or pass dims=... with names among c, t, z, y, x",
+        )
+    mapped = [_axis_name(n) for n in names]
+    if None in mapped or len(set(mapped)) != len(mapped) or not {"y", "x"} <= set(mapped):
+        raise ConfigurationError(
+            f"The axis labels {tuple(names)} do not name distinct axes among c, t, z, y, x "
+            "including y and x",
+            hint="Set the layer's axis labels to names such as ('z', 'y', 'x')",
+        )
+    order = [mapped.index(d) for d in DIMS if d in mapped]
+    array = array.transpose(order)
+    present = [d for d in DIMS if d in mapped]
+    index = tuple(slice(None) if d in present else None for d in DIMS)
+    return array[index]
+
+
+def plane_chunks(shape: Sequence[int], tile: int = 1024) -> tuple[int, ...]:
+    """One plane per chunk, tiled in y and x: what napari reads when it shows a plane."""
+    return (1, 1, 1, min(shape[3], tile), min(shape[4], tile))
+
+
+def volume_chunks(
+    shape: Sequence[int], itemsize: int, target_bytes: int = 20 * 2**20
+) -> tuple[int, ...]:
+    """About ``target_bytes`` per chunk with ``c`` chunk 1, as the generation-1 clients wrote."""
+    z, y, x = shape[2:]
+    plane = y * x * itemsize
+    if plane >= target_bytes:
+        side = max(1, int(math.sqrt(target_bytes / itemsize)))
+        return (1, 1, 1, min(y, side), min(x, side))
+    per_z = max(1, target_bytes // plane)
+    return (1, 1, min(z, per_z), y, x)
+
+
+def pyramid_shapes(shape: Sequence[int], smallest: int = 256) -> list[tuple[int, ...]]:
+    """Shapes of the levels halved in y and x until the larger side fits in ``smallest``."""
+    shapes = []
+    current = tuple(shape)
+    while max(current[-2:]) > smallest:
+        current = (*current[:-2], math.ceil(current[-2] / 2), math.ceil(current[-1] / 2))
+        shapes.append(current)
+    return shapes
+
+
+def downsampled(array: da.Array, labels: bool) -> da.Array:
+    """Half the size in y and x: mean of 2x2 blocks for intensities, a pick for labels.
+
+    Labels are picked, not averaged, so a downsampled level holds only labels that exist.
+    """
+    if labels:
+        return array[..., ::2, ::2]
+    y, x = array.shape[-2:]
+    padded = da.pad(array, [(0, 0)] * (array.ndim - 2) + [(0, y % 2), (0, x % 2)], mode="edge")
+    mean = da.coarsen(np.mean, padded, {array.ndim - 2: 2, array.ndim - 1: 2}, trim_excess=True)
+    if np.issubdtype(array.dtype, np.integer):
+        mean = da.round(mean)
+    return mean.astype(array.dtype)
+
+
+def write_blocks(
+    source: da.Array,
+    target: zarr.Array,
+    *,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    workers: int = 8,
+) -> None:
+    """Write ``source`` into ``target`` one target chunk at a time, ``workers`` at once.
+
+    Only about ``2 * workers`` blocks are ever in memory, so a larger-than-memory dask array
+    streams through. Raises :class:`UploadCancelledError` soon after ``cancel`` is set.
+    """
+    if tuple(source.shape) != tuple(target.shape):
+        raise ValueError(f"shape {source.shape} does not match the target's {target.shape}")
+    chunks = target.chunks
+    grid = [range(0, n, c) for n, c in zip(target.shape, chunks, strict=True)]
+    starts = list(product(*grid))
+    total = len(starts)
+    done = 0
+    lock = threading.Lock()
+
+    def write_one(start: tuple[int, ...]) -> None:
+        if cancel is not None and cancel.is_set():
+            return
+        region = tuple(
+            slice(s, min(s + c, n)) for s, c, n in zip(start, chunks, target.shape, strict=True)
+        )
+        block = np.asarray(source[region].compute(scheduler="synchronous"))
+        target[region] = block
+
+    def finished(future: Future) -> None:
+        nonlocal done
+        future.result()
+        with lock:
+            done += 1
+            count = done
+        if progress is not None:
+            progress(count, total)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lablink-upload") as pool:
+        pending: set[Future] = set()
+        for start in starts:
+            if cancel is not None and cancel.is_set():
+                break
+            pending.add(pool.submit(write_one, start))
+            if len(pending) >= 2 * workers:
+                completed, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in completed:
+                    finished(future)
+        for future in pending:
+            future.result()
+            finished(future)
+    if cancel is not None and cancel.is_set():
+        raise UploadCancelledError("The upload was cancelled", hint="Nothing was registered")
