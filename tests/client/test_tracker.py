@@ -171,6 +171,20 @@ def test_expired_token_logs_in_again_with_the_password(tracker: TrackerStandIn) 
     ]
 
 
+def test_token_refused_before_its_refresh_is_due_logs_in_again(tracker: TrackerStandIn) -> None:
+    """As after a sleeping laptop: the client's clock says fresh, the server says expired."""
+    with napari_lablink.connect(
+        url_of(tracker), email=tracker.email, password=tracker.password
+    ) as server:
+        tracker.advance_clock(25 * 3600)
+        assert server.image(tracker.image_id).number == "FOV1"
+    assert [(r.path, r.status) for r in tracker.requests][1:] == [
+        (f"/images/{tracker.image_id}/", 401),
+        ("/api-token-auth/", 200),
+        (f"/images/{tracker.image_id}/", 200),
+    ]
+
+
 def test_expired_token_without_password_asks_to_log_in_again(tracker: TrackerStandIn) -> None:
     clock = Clock()
     token = tracker.issue_token()

@@ -260,12 +260,26 @@ class TrackerServer(Server):
     ) -> httpx.Response:
         """One call to a tracker route (``"images/7/"``): session kept, retried, typed errors.
 
-        ``kwargs`` go to httpx (``params``, ``json``, ``data``, ``files``, ...).
+        ``kwargs`` go to httpx (``params``, ``json``, ``data``, ``files``, ...). A token the
+        tracker no longer accepts although it was not due for refresh (the computer slept, the
+        server restarted) is replaced by logging in again, once, when a password is at hand.
         """
         self._check_open()
         self._keep_session()
         kwargs.setdefault("timeout", CALL_TIMEOUT)
-        return self.transport.request(method, route.lstrip("/"), idempotent=True, obj=obj, **kwargs)
+        route = route.lstrip("/")
+        used = self._token
+        response = self.transport.request(
+            method, route, idempotent=True, obj=obj, expect=(401,), **kwargs
+        )
+        if response.status_code != 401:
+            return response
+        if not (self.credentials.email and self.credentials.password):
+            raise self.transport.error_for(response, obj)
+        with self._session_lock:
+            if self._token == used:  # no other thread has logged in again meanwhile
+                self._login()
+        return self.transport.request(method, route, idempotent=True, obj=obj, **kwargs)
 
     def _json(self, method: str, route: str, *, obj: str | None = None, **kwargs: Any) -> Any:
         return _json(self, self.request(method, route, obj=obj, **kwargs), route, obj)
