@@ -66,7 +66,7 @@ query GetImage($id: ID!) {
 REQUEST_ZARR_ACCESS = """
 mutation RequestZarrAccess($input: RequestZarrAccessInput!) {
   requestZarrAccess(input: $input) {
-    accessKey secretKey sessionToken bucket key path expiresIn datalayer
+    accessKey secretKey sessionToken bucket key path expiresIn
   }
 }"""
 
