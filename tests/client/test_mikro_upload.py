@@ -1,4 +1,4 @@
-"""Uploads to the stand-in mikro server, read back through the reader: the round trip is the test."""
+"""Uploads to the stand-in mikro server read back through the reader: round trips are the test."""
 
 from __future__ import annotations
 
