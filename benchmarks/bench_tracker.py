@@ -1,0 +1,116 @@
+"""Opening all channels of a 40-channel 1024 x 1024 MIBItracker image: the plugin versus the
+reference client's approach, on the same stand-in tracker in the same run.
+
+The baseline is what Ionpath's reference client does for each channel, one after another over
+one session: ``GET images/{id}/channel_url/``, GET the signed URL, decode the PNG (with the same
+decoder as the plugin, so only the access pattern differs). The plugin opens the image
+(metadata only) and computes its lazy channel stack, whose chunks dask fetches concurrently.
+Both sides log in before timing, and the stand-in's PNGs are encoded once before either side is
+timed. The stand-in runs in its own process, as a real server would, so that the client's
+threads do not compete with the server's for one GIL. Prints BENCH lines (benchmarks/_bench.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import httpx
+import imagecodecs
+import numpy as np
+
+import napari_lablink
+
+try:
+    from ._bench import bench, best_of
+except ImportError:
+    from _bench import bench, best_of
+
+SERVER = """
+import json, sys
+import numpy as np
+from napari_lablink.testing.tracker_server import TrackerStandIn
+channels, size = int(sys.argv[1]), int(sys.argv[2])
+rng = np.random.default_rng(0)
+# Sparse counts as ion images have them: mostly 0-2 counts, a few bright cells.
+cells = rng.random((size, size)) < 0.02
+with TrackerStandIn() as tracker:
+    run = tracker.add_run("BENCH-RUN", "bench run")
+    data = {}
+    for index in range(channels):
+        rate = np.where(np.roll(cells, index * 7, axis=1), 8.0 + index % 5, 0.2)
+        data[f"T{index:02d}"] = (100 + index, rng.poisson(rate).astype(np.uint16))
+    image_id = tracker.add_image(run, "FOV1", data, 800.0)
+    print(json.dumps({"base": tracker.base_url, "port": tracker.port, "id": image_id,
+                      "email": tracker.email, "password": tracker.password,
+                      "token": tracker.issue_token()}), flush=True)
+    sys.stdin.read()
+"""
+
+
+class RemoteTracker:
+    """The stand-in in a subprocess; it stops when its stdin closes."""
+
+    def __init__(self, channels: int, size: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(channels), str(size)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.info = json.loads(self.process.stdout.readline())
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+def reference_loop(session: httpx.Client, image_id: int) -> np.ndarray:
+    """The reference client's way: list the channels, then each one after another."""
+    names = session.get(f"/images/{image_id}/").raise_for_status().json()["pngs"]
+    planes = []
+    for name in names:
+        url = session.get(f"/images/{image_id}/channel_url/", params={"channel": name})
+        response = session.get(url.raise_for_status().json()["url"], timeout=30)
+        planes.append(imagecodecs.png_decode(response.raise_for_status().content))
+    return np.stack(planes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--channels", type=int, default=40)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    remote = RemoteTracker(args.channels, args.size)
+    info = remote.info
+    headers = {"Authorization": f"JWT {info['token']}"}
+    try:
+        with (
+            httpx.Client(base_url=info["base"], headers=headers, timeout=10) as session,
+            napari_lablink.connect(
+                f"mibi+http://127.0.0.1:{info['port']}",
+                email=info["email"],
+                password=info["password"],
+            ) as server,
+        ):
+            expected = reference_loop(session, info["id"])  # also encodes every PNG once
+
+            def plugin() -> np.ndarray:
+                return server.get(f"images/{info['id']}").levels[0].compute()
+
+            np.testing.assert_array_equal(plugin(), expected)
+            baseline = best_of(lambda: reference_loop(session, info["id"]), args.repeat)
+            value = best_of(plugin, args.repeat)
+    finally:
+        remote.close()
+    # ratio = plugin / baseline as _bench.bench prints it; below 0.25 means >= 4x faster.
+    bench("tracker_open_all_channels", value * 1e3, "ms", baseline * 1e3)
+    print(f"# speed-up {baseline / value:.2f}x ({args.channels} channels of {args.size}^2)")
+
+
+if __name__ == "__main__":
+    main()
