@@ -1,0 +1,490 @@
+"""The "PSF acquisition" dock widget: glue between the acquisition core and napari.
+
+Threads. Nothing here acquires or analyses: the engine (``acquisition.engine``) and the PSF
+analyzer own those threads, and the one blocking call the widget needs (connecting a backend,
+or closing one it switched away from) runs on a single worker thread of the widget, in order.
+Results come back through Qt signals of a small ``_Bridge`` object, so slots run on the Qt
+thread. The display is pulled, not pushed: a ``QTimer`` at ~25 Hz redraws from the engine's
+newest data, so the camera's rate never reaches the Qt thread.
+
+Lifetime. Everything that must stop when the widget goes (the timer, every signal connection,
+the worker, the analyzer, the engine and so the backend) is owned by ``_Resources``, which does
+not reference the widget: it is closed from ``closeEvent``, from the widget's ``destroyed``
+signal (the viewer closing deletes its dock widgets) and when the application quits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from qtpy.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_lablink._napari.widgets.psf_backends import BackendFactory, default_backends
+from napari_lablink._napari.widgets.psf_display import LiveStackDisplay
+from napari_lablink._napari.widgets.psf_export import write_psf_csv, write_stack_ome_tiff
+from napari_lablink._napari.widgets.psf_form import AcquisitionForm
+from napari_lablink._napari.widgets.psf_table import PSFTable
+from napari_lablink.acquisition import (
+    AcquisitionEngine,
+    BackendInfo,
+    EngineState,
+    PSFAnalyzer,
+    PSFResult,
+)
+
+__all__ = ["PSFWidget"]
+
+log = logging.getLogger(__name__)
+REDRAW_INTERVAL_MS = 40  # ~25 Hz: smooth to the eye, half of what software OpenGL manages
+
+
+class _Bridge(QObject):
+    """Signals emitted from the core's threads; Qt queues them to the Qt thread."""
+
+    state_changed = Signal(object, str)  # engine, state
+    run_failed = Signal(object, str)  # engine, message
+    connected = Signal(object, object)  # engine, BackendInfo
+    connect_failed = Signal(object, str)  # engine, message
+    psf_ready = Signal(object)  # PSFResult
+    psf_failed = Signal(str)
+
+
+class _Resources:
+    """Threads, engine and connections of one widget; closing it stops all of them."""
+
+    def __init__(self) -> None:
+        self.bridge = _Bridge()
+        self.analyzer = PSFAnalyzer()
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="lablink-psf-widget")
+        self.engine: AcquisitionEngine | None = None
+        self.timer: QTimer | None = None
+        self.connections: list[tuple[Any, Callable[..., Any]]] = []
+        self.engine_connections: list[tuple[Any, Callable[..., Any]]] = []
+        self.closed = False
+
+    def link(self, signal: Any, slot: Callable[..., Any], *, engine: bool = False) -> None:
+        """Connect and remember, so that ``close`` (or a backend switch) can disconnect."""
+        signal.connect(slot)
+        (self.engine_connections if engine else self.connections).append((signal, slot))
+
+    def unlink_engine(self) -> None:
+        _disconnect_all(self.engine_connections)
+
+    def submit(self, fn: Callable[[], Any]) -> Future:
+        return self.executor.submit(fn)
+
+    def close(self, *_: object) -> None:
+        """Stop everything and wait for every thread to end. Idempotent, any order of calls."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.timer is not None:
+            with contextlib.suppress(RuntimeError):  # already deleted with the widget
+                self.timer.stop()
+        self.unlink_engine()
+        _disconnect_all(self.connections)
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.analyzer.close()
+        if self.engine is not None:
+            self.engine.close()
+        self.bridge.deleteLater()
+
+
+def _disconnect_all(connections: list[tuple[Any, Callable[..., Any]]]) -> None:
+    while connections:
+        signal, slot = connections.pop()
+        with contextlib.suppress(RuntimeError, TypeError, ValueError):
+            signal.disconnect(slot)
+
+
+class PSFWidget(QWidget):
+    """Acquire z-stacks of beads live, show them with XZ/YZ reslices and measure the PSF.
+
+    ``backends`` maps a name to a factory (default: every backend importable here, the
+    simulated microscope first); the first one is connected at once.
+    """
+
+    def __init__(
+        self,
+        viewer: Any,
+        *,
+        backends: Mapping[str, BackendFactory] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self._factories = dict(backends if backends is not None else default_backends())
+        if not self._factories:
+            raise ValueError("the PSF widget needs at least one backend")
+        self._res = _Resources()
+        self._display = LiveStackDisplay(viewer)
+        self._results: dict[int, PSFResult] = {}
+        self._channels: tuple[str, ...] = ()
+        self._colormaps: dict[str, str] = {}
+        self._selected_bead: int | None = None
+        self._connecting = False
+        self._redraws: list[float] = []
+
+        self.form = AcquisitionForm(list(self._factories))
+        self.start_button = QPushButton("Start")
+        self.stop_button = QPushButton("Stop")
+        self.snap_button = QPushButton("Snap")
+        self.status = QLabel("not connected")
+        self.status.setWordWrap(True)
+        self.readout = QLabel("-")
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.psf_channel = QComboBox()
+        self.table = PSFTable()
+        self.csv_button = QPushButton("Export table (CSV)…")
+        self.tiff_button = QPushButton("Export stack (OME-TIFF)…")
+
+        buttons = QHBoxLayout()
+        for button in (self.start_button, self.stop_button, self.snap_button):
+            buttons.addWidget(button)
+        channel_row = QHBoxLayout()
+        channel_row.addWidget(QLabel("PSF of channel"))
+        channel_row.addWidget(self.psf_channel, 1)
+        exports = QHBoxLayout()
+        exports.addWidget(self.csv_button)
+        exports.addWidget(self.tiff_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addWidget(self.readout)
+        layout.addLayout(channel_row)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(exports)
+
+        res = self._res
+        bridge = res.bridge
+        res.link(self.start_button.clicked, self._on_start)
+        res.link(self.stop_button.clicked, self.stop)
+        res.link(self.snap_button.clicked, self._on_snap)
+        res.link(self.csv_button.clicked, self._on_export_table)
+        res.link(self.tiff_button.clicked, self._on_export_stack)
+        res.link(self.form.backend_changed, self.select_backend)
+        res.link(self.form.scale_changed, self._on_scale_changed)
+        res.link(self.table.bead_selected, self.select_bead)
+        res.link(self.psf_channel.currentIndexChanged, self._on_psf_channel)
+        res.link(bridge.state_changed, self._on_state)
+        res.link(bridge.run_failed, self._on_run_failed)
+        res.link(bridge.connected, self._on_connected)
+        res.link(bridge.connect_failed, self._on_connect_failed)
+        res.link(bridge.psf_ready, self._on_psf)
+        res.link(bridge.psf_failed, self._on_psf_failed)
+        res.link(res.analyzer.result_ready, bridge.psf_ready.emit)
+        res.link(res.analyzer.analysis_failed, bridge.psf_failed.emit)
+        app = QApplication.instance()
+        if app is not None:
+            res.link(app.aboutToQuit, res.close)
+        self.destroyed.connect(res.close)  # not tracked: it must outlive close() itself
+
+        res.timer = QTimer(self)
+        res.timer.setInterval(REDRAW_INTERVAL_MS)
+        res.link(res.timer.timeout, self.refresh_display)
+        res.timer.start()
+        self.select_backend(self.form.backend.currentText())
+
+    # -- public API -----------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> AcquisitionEngine | None:
+        return self._res.engine
+
+    @property
+    def analyzer(self) -> PSFAnalyzer:
+        return self._res.analyzer
+
+    @property
+    def display(self) -> LiveStackDisplay:
+        return self._display
+
+    @property
+    def results(self) -> dict[int, PSFResult]:
+        """Newest PSF result per channel index."""
+        return dict(self._results)
+
+    @property
+    def selected_bead(self) -> int | None:
+        return self._selected_bead
+
+    @property
+    def connecting(self) -> bool:
+        return self._connecting
+
+    def select_backend(self, name: str) -> None:
+        """Switch to backend ``name``: the old engine is closed, the new one connected (both
+        on the widget's worker thread); Start is enabled once it reports its camera."""
+        res = self._res
+        if res.closed:
+            return
+        if self.form.backend.currentText() != name:
+            self.form.backend.setCurrentText(name)  # re-enters through backend_changed
+            return
+        old = res.engine
+        res.unlink_engine()
+        res.analyzer.detach()
+        res.engine = None
+        if old is not None:
+            res.submit(old.close)
+        self._display.remove_layers()
+        self._results.clear()
+        try:
+            backend = self._factories[name](self.form.mm_settings())
+        except Exception as exc:
+            self._report(f"Could not create the {name} backend: {exc}")
+            self._set_connecting(False, f"{name}: not available")
+            return
+        engine = AcquisitionEngine(backend)
+        res.engine = engine
+        bridge = res.bridge
+        res.link(
+            engine.state_changed, lambda s: bridge.state_changed.emit(engine, str(s)), engine=True
+        )
+        res.link(engine.run_failed, lambda m: bridge.run_failed.emit(engine, m), engine=True)
+        self._set_connecting(True, f"connecting to the {name} backend…")
+        res.submit(lambda: self._connect(engine, bridge))
+
+    def start(self, n_stacks: int | None = None) -> bool:
+        """Acquire stacks until stopped (or ``n_stacks``); False, with a notification, if the
+        settings do not make a plan or no backend is ready."""
+        engine = self._res.engine
+        if engine is None or self._res.closed:
+            self._report("No microscope backend is ready: choose one in the backend list.")
+            return False
+        try:
+            plan = self.form.plan(n_stacks=n_stacks)
+        except ValueError as exc:
+            self._report(f"Cannot start: {exc}.")
+            return False
+        self._channels = plan.channels
+        self._colormaps = dict(self.form.selected_channels())
+        self._results.clear()
+        self.psf_channel.blockSignals(True)
+        self.psf_channel.clear()
+        self.psf_channel.addItems(list(plan.channels))
+        self.psf_channel.blockSignals(False)
+        self._res.analyzer.attach(engine, pixel_size_um=self.form.pixel_size.value())
+        engine.start(plan)
+        return True
+
+    def snap(self) -> bool:
+        """Acquire one stack per channel and stop."""
+        return self.start(n_stacks=1)
+
+    def stop(self) -> None:
+        if self._res.engine is not None:
+            self._res.engine.stop()
+
+    def select_bead(self, index: int) -> None:
+        """Reslice through bead ``index`` of the newest PSF result (of the table's channel)."""
+        self._selected_bead = index
+        result = self._results.get(self.psf_channel.currentIndex())
+        if result is not None:
+            for bead in result.beads:
+                if bead.bead == index:
+                    self._display.bead_yx_px = (bead.y_px, bead.x_px)
+            self._display.show_beads(result, index)
+        if self._res.engine is not None:
+            self._display.redraw(self._res.engine, force=True)
+
+    def refresh_display(self) -> bool:
+        """One timer tick: build layers for new stacks, redraw if frames arrived, readout."""
+        engine = self._res.engine
+        if engine is None or self._res.closed:
+            return False
+        geometry = engine.geometry
+        if geometry is None or geometry.channels != self._channels:
+            return False
+        self._display.ensure_layers(engine, geometry, self._colormaps, self.form.pixel_size.value())
+        drawn = self._display.redraw(engine)
+        if drawn:
+            now = time.perf_counter()
+            self._redraws = [t for t in self._redraws if now - t < 1.0] + [now]
+        self._update_readout(engine)
+        return drawn
+
+    def export_table(self, path: str | Path) -> Path:
+        """Write the newest PSF table of every channel to ``path`` as CSV."""
+        if not self._results:
+            raise ValueError("no PSF results yet: start an acquisition with beads in view")
+        results = [self._results[c] for c in sorted(self._results)]
+        return write_psf_csv(results, path, self._channels)
+
+    def export_stack(self, path: str | Path) -> Path:
+        """Write the newest complete stack of every channel to ``path`` as OME-TIFF."""
+        engine = self._res.engine
+        geometry = None if engine is None else engine.geometry
+        if engine is None or geometry is None:
+            raise ValueError("no stack yet: start an acquisition first")
+        stacks = []
+        for c in range(len(geometry.channels)):
+            with engine.lease_newest(c) as view:
+                if view is None:
+                    raise ValueError("no complete stack yet: wait for the first stack to finish")
+                stacks.append(np.array(view.data))
+        return write_stack_ome_tiff(
+            stacks,
+            path,
+            channels=geometry.channels,
+            pixel_size_um=self.form.pixel_size.value(),
+            z_step_um=geometry.z_step_um,
+        )
+
+    def shutdown(self) -> None:
+        """Stop acquisition and every thread of this widget (also done on close)."""
+        self._res.close()
+
+    def closeEvent(self, event: Any) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    # -- slots ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _connect(engine: AcquisitionEngine, bridge: _Bridge) -> None:
+        """Runs on the worker thread: the one blocking call, reported back by signal."""
+        try:
+            info = engine.connect()
+        except Exception as exc:
+            bridge.connect_failed.emit(
+                engine, f"Could not connect to the {engine.backend.name} backend: {exc}"
+            )
+        else:
+            bridge.connected.emit(engine, info)
+
+    def _on_connected(self, engine: AcquisitionEngine, info: BackendInfo) -> None:
+        if engine is not self._res.engine:
+            return  # a backend switched away from meanwhile
+        self.form.apply_info(info)
+        h, w = info.frame_shape
+        px = f"{info.pixel_size_um:g} µm pixels" if info.pixel_size_um else "pixel size unknown"
+        self._set_connecting(False, f"{info.name}: {w} x {h} {info.dtype}, {px}")
+
+    def _on_connect_failed(self, engine: AcquisitionEngine, message: str) -> None:
+        if engine is not self._res.engine:
+            return
+        self._report(message)
+        self._set_connecting(False, message)
+
+    def _on_state(self, engine: AcquisitionEngine, state: str) -> None:
+        if engine is not self._res.engine:
+            return
+        running = state in (EngineState.STARTING, EngineState.RUNNING)
+        self.form.set_running(running or state == EngineState.STOPPING)
+        self.stop_button.setEnabled(running)
+        self.status.setText(f"{engine.backend.name}: {state}")
+
+    def _on_run_failed(self, engine: AcquisitionEngine, message: str) -> None:
+        if engine is self._res.engine:
+            self._report(message)
+
+    def _on_psf(self, result: PSFResult) -> None:
+        self._results[result.channel] = result
+        if result.channel != self.psf_channel.currentIndex():
+            return
+        self._follow_selection(result)
+        self.table.show_result(result, self._selected_bead)
+        self._display.show_beads(result, self._selected_bead)
+
+    def _follow_selection(self, result: PSFResult) -> None:
+        """Keep the bead the user looks at selected even if bead numbers change between stacks:
+        pick the fitted bead nearest to the previous selection (the brightest at first)."""
+        if not result.beads:
+            return
+        previous = self._display.bead_yx_px
+        if previous is None or self._selected_bead is None:
+            bead = result.beads[0]
+        else:
+            y, x = previous
+            bead = min(result.beads, key=lambda b: (b.y_px - y) ** 2 + (b.x_px - x) ** 2)
+        self._selected_bead = bead.bead
+        self._display.bead_yx_px = (bead.y_px, bead.x_px)
+
+    def _on_psf_failed(self, message: str) -> None:
+        show_warning(message)
+
+    def _on_psf_channel(self, index: int) -> None:
+        result = self._results.get(index)
+        if result is not None:
+            self._on_psf(result)
+
+    def _on_scale_changed(self) -> None:
+        engine = self._res.engine
+        if engine is not None and engine.state in (EngineState.RUNNING, EngineState.STARTING):
+            self._res.analyzer.attach(engine, pixel_size_um=self.form.pixel_size.value())
+
+    def _on_start(self) -> None:
+        self.start()
+
+    def _on_snap(self) -> None:
+        self.snap()
+
+    def _on_export_table(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export PSF table", "psf.csv", "CSV (*.csv)")
+        if path:
+            self._export(self.export_table, path)
+
+    def _on_export_stack(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export stack", "psf_stack.ome.tif", "OME-TIFF (*.ome.tif *.ome.tiff)"
+        )
+        if path:
+            self._export(self.export_stack, path)
+
+    def _export(self, fn: Callable[[str], Path], path: str) -> None:
+        try:
+            written = fn(path)
+        except (ValueError, OSError) as exc:
+            self._report(f"Export to {path} failed: {exc}")
+        else:
+            show_info(f"Saved {written}")
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _set_connecting(self, connecting: bool, text: str) -> None:
+        self._connecting = connecting
+        self.start_button.setEnabled(not connecting)
+        self.snap_button.setEnabled(not connecting)
+        self.stop_button.setEnabled(False)
+        self.status.setText(text)
+
+    def _report(self, message: str) -> None:
+        """A failure the user can act on: a napari notification, never a traceback."""
+        log.warning("%s", message)
+        show_error(message)
+
+    def _update_readout(self, engine: AcquisitionEngine) -> None:
+        stats = engine.stats()
+        if stats is None:
+            return
+        parts = [
+            f"{stats.frames_per_second:.0f} frames/s",
+            f"{stats.frames_dropped} dropped",
+            f"{stats.stacks_completed} stacks",
+            f"latency {stats.latency_mean_ms:.1f} ms",
+            f"display {len(self._redraws)} Hz",
+        ]
+        result = self._results.get(self.psf_channel.currentIndex())
+        if result is not None:
+            parts.append(f"PSF fit {result.analysis_s * 1e3:.0f} ms")
+        self.readout.setText(" · ".join(parts))
