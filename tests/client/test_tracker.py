@@ -10,6 +10,7 @@ import io
 import threading
 from collections.abc import Iterator
 
+import dask
 import imagecodecs
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ import tifffile
 import napari_lablink
 from napari_lablink import (
     AuthenticationError,
+    ClosedConnectionError,
     ConfigurationError,
     NotFoundError,
     ServerError,
@@ -267,6 +269,47 @@ def test_each_channel_is_fetched_once_even_when_asked_for_together(
     assert fetched == ["CD3.png", "CD45.png", "dsDNA.png", "mask.png"]
     urls = [r for r in tracker.requests if r.path.endswith("/channel_url/")]
     assert len(urls) == 4
+
+
+def test_channels_computed_together_download_at_once_even_on_one_dask_thread(
+    tracker: TrackerStandIn, server: TrackerServer
+) -> None:
+    """The server holds each channel download for a second; the client's request hooks count
+    how many are under way at once (observed on the real session, nothing replaced)."""
+    in_flight: list[int] = [0]
+    peak: list[int] = [0]
+    lock = threading.Lock()
+
+    def sent(request) -> None:
+        if request.url.path.startswith("/storage/"):
+            with lock:
+                in_flight[0] += 1
+                peak[0] = max(peak[0], in_flight[0])
+
+    def answered(response) -> None:
+        if response.request.url.path.startswith("/storage/"):
+            with lock:
+                in_flight[0] -= 1
+
+    client = server.transport._client
+    client.event_hooks = {"request": [sent], "response": [answered]}
+    tracker.faults.slow_seconds = 1.0
+    tracker.faults.fail_next(4, "slow", path_contains="/storage/")
+    image = server.get(f"images/{tracker.image_id}")
+    with dask.config.set(scheduler="synchronous"):
+        stack = image.levels[0].compute()
+    assert stack.shape == (4, SIZE, SIZE)
+    assert peak[0] >= 2
+    assert len([r for r in tracker.requests if r.signed]) == 4
+
+
+def test_closed_connection_reads_no_more(tracker: TrackerStandIn, server: TrackerServer) -> None:
+    image = server.get(f"images/{tracker.image_id}")
+    server.close()
+    with pytest.raises(ClosedConnectionError):
+        image.levels[0].compute()
+    with pytest.raises(ClosedConnectionError):
+        image.levels[0][0].compute()
 
 
 def test_open_by_run_label_or_name_and_fov(tracker: TrackerStandIn, server: TrackerServer) -> None:

@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 import httpx
@@ -64,6 +65,8 @@ TRACKER_RETRY = RetryPolicy(attempts=4, backoff=0.3)
 CALL_TIMEOUT = httpx.Timeout(10.0)
 TRANSFER_TIMEOUT = httpx.Timeout(30.0)
 REFRESH_SECONDS = 300.0
+#: Channels downloaded at once; the transport pools 16 connections.
+DOWNLOAD_THREADS = 8
 
 _LOGIN_HINT = (
     "Pass email= and password= (or token=) to napari_lablink.connect, set LABLINK_MIBI_EMAIL "
@@ -148,16 +151,19 @@ class TrackerServer(Server):
             retry=TRACKER_RETRY,
         )
         self.api = Routes(self)
+        #: Downloads channels that a compute needs together, however few threads dask has.
+        self._downloads = ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="mibi-channels")
         try:
             self._start_session()
         except BaseException:
-            self.transport.close()
+            self._close()
             raise
 
     def _secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (*self.credentials.secrets, self._token) if s)
 
     def _close(self) -> None:
+        self._downloads.shutdown(wait=False, cancel_futures=True)
         self.transport.close()
 
     # -- session ------------------------------------------------------------------------------
@@ -585,7 +591,7 @@ class TrackerServer(Server):
                 obj=obj,
             )
         masses = {c.target: c.mass for c in self.image_conjugates(image.id) if c.target}
-        cache = ChannelCache(lambda name: self._channel_plane(image, name))
+        cache = ChannelCache(lambda name: self._channel_plane(image, name), self._downloads)
         shape = (image.frame, image.frame)
         fov_size = image.fov_size or _float(
             image.run.model_extra.get("fov_size") if image.run else None

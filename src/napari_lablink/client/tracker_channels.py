@@ -11,13 +11,14 @@ from __future__ import annotations
 import io
 import threading
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import CancelledError, Executor, Future
 
 import dask.array as da
 import imagecodecs
 import numpy as np
 import tifffile
+from dask.highlevelgraph import HighLevelGraph, Layer, MaterializedLayer
 
 from napari_lablink.client.errors import LablinkError
 
@@ -101,11 +102,16 @@ class ChannelCache:
     """Each channel of one image, fetched at most once.
 
     Concurrent requests for a channel that is being fetched wait for that fetch instead of
-    starting another; a failed fetch is forgotten, so a later compute can try again.
+    starting another; a failed fetch is forgotten, so a later compute can try again. With an
+    ``executor``, :meth:`prefetch` starts several channels' downloads at once, so they overlap
+    however few threads the caller (dask) computes with.
     """
 
-    def __init__(self, fetch: Callable[[str], np.ndarray]) -> None:
+    def __init__(
+        self, fetch: Callable[[str], np.ndarray], executor: Executor | None = None
+    ) -> None:
         self._fetch = fetch
+        self._executor = executor
         self._lock = threading.Lock()
         self._channels: dict[str, Future[np.ndarray]] = {}
 
@@ -117,31 +123,81 @@ class ChannelCache:
                 future = self._channels[name] = Future()
         assert future is not None
         if not owner:
-            return future.result()
+            try:
+                return future.result()
+            except CancelledError:  # its download was dropped (connection closed): try again
+                self._forget(name, future)
+                return self.get(name)
         try:
-            plane = self._fetch(name)
+            plane = self._load(name)
         except BaseException as exc:
-            with self._lock:
-                del self._channels[name]
+            self._forget(name, future)
             future.set_exception(exc)
             raise
-        plane.flags.writeable = False  # shared by every compute: nobody may change it
         future.set_result(plane)
         return plane
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Start downloading ``names`` in the background (those not fetched or under way)."""
+        if self._executor is None:
+            return
+        started = []
+        with self._lock:
+            for name in names:
+                if name in self._channels:
+                    continue
+                try:
+                    future = self._executor.submit(self._load, name)
+                except RuntimeError:  # the executor is shut down: the connection is closing
+                    break
+                self._channels[name] = future
+                started.append((name, future))
+        for name, future in started:
+            future.add_done_callback(lambda f, name=name: self._forget_failed(name, f))
 
     def block(self, name: str) -> np.ndarray:
         """The channel as the (1, y, x) chunk of a channel stack."""
         return self.get(name)[np.newaxis]
 
-    @property
-    def fetched(self) -> list[str]:
+    def _load(self, name: str) -> np.ndarray:
+        plane = self._fetch(name)
+        plane.flags.writeable = False  # shared by every compute: nobody may change it
+        return plane
+
+    def _forget_failed(self, name: str, future: Future[np.ndarray]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self._forget(name, future)
+
+    def _forget(self, name: str, future: Future[np.ndarray]) -> None:
         with self._lock:
-            return [n for n, f in self._channels.items() if f.done() and not f.exception()]
+            if self._channels.get(name) is future:
+                del self._channels[name]
+
+
+class _ChannelLayer(MaterializedLayer):
+    """The graph layer of a channel stack; it tells the cache which channels a compute needs.
+
+    dask culls every graph to the chunks a compute needs before running it, so this is where
+    the cache learns that several channels are wanted together and can download them at once.
+    """
+
+    def __init__(self, tasks: dict, cache: ChannelCache, names: dict[tuple, str]) -> None:
+        super().__init__(tasks)
+        self._cache = cache
+        self._names = names
+
+    def cull(self, keys: set, all_hlg_keys: Collection) -> tuple[Layer, Mapping]:
+        needed = [self._names[key] for key in keys if key in self._names]
+        if len(needed) > 1:
+            self._cache.prefetch(needed)
+        return super().cull(keys, all_hlg_keys)
 
 
 def channel_stack(cache: ChannelCache, names: Sequence[str], shape: tuple[int, int]) -> da.Array:
     """A lazy (c, y, x) uint16 stack with one chunk per channel, each read through ``cache``."""
     key = f"mibi-channels-{uuid.uuid4().hex}"
-    graph = {(key, i, 0, 0): (cache.block, name) for i, name in enumerate(names)}
+    chunk_names = {(key, i, 0, 0): name for i, name in enumerate(names)}
+    tasks = {chunk: (cache.block, name) for chunk, name in chunk_names.items()}
+    graph = HighLevelGraph({key: _ChannelLayer(tasks, cache, chunk_names)}, {key: set()})
     chunks = ((1,) * len(names), (shape[0],), (shape[1],))
     return da.Array(graph, key, chunks=chunks, dtype=np.uint16)
