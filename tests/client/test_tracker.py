@@ -140,6 +140,30 @@ def test_existing_token_is_validated_with_options(tracker: TrackerStandIn) -> No
     assert [(r.method, r.status) for r in tracker.requests] == [("OPTIONS", 401)]
 
 
+def test_refused_token_falls_back_to_the_password(tracker: TrackerStandIn) -> None:
+    with napari_lablink.connect(
+        url_of(tracker), token="stale.token.value", email=tracker.email, password=tracker.password
+    ) as server:
+        assert server.image(tracker.image_id).number == "FOV1"
+    assert [(r.path, r.status) for r in tracker.requests][:2] == [
+        ("/", 401),
+        ("/api-token-auth/", 200),
+    ]
+
+
+def test_api_below_a_path_prefix() -> None:
+    with TrackerStandIn(prefix="/tracker/api") as stand_in:
+        run = stand_in.add_run("PRE", "prefixed run")
+        image_id = stand_in.add_image(run, "FOV1", {"CD45": (150, MASK)}, FOV_UM)
+        url = f"mibi+http://127.0.0.1:{stand_in.port}/tracker/api"
+        with napari_lablink.connect(url, token=stand_in.issue_token()) as server:
+            image = server.get(f"images/{image_id}")
+            assert image.uri == f"{url}/images/{image_id}"
+            np.testing.assert_array_equal(image.levels[0][0].compute(), MASK)
+        paths = [r.path for r in stand_in.requests if not r.signed]
+        assert paths[0] == "/tracker/api/" and all(p.startswith("/tracker/api/") for p in paths)
+
+
 def test_token_is_refreshed_once_300_seconds_have_passed(tracker: TrackerStandIn) -> None:
     clock = Clock()
     credentials = Credentials(email=tracker.email, password=tracker.password)
@@ -319,6 +343,9 @@ def test_open_by_run_label_or_name_and_fov(tracker: TrackerStandIn, server: Trac
     assert server.image_id("tonsil run", "FOV1") == tracker.image_id  # the run name fallback
     with pytest.raises(NotFoundError, match="No image matches"):
         server.get("runs/RUN-A/FOV9")
+    with pytest.raises(NotFoundError, match="'CD45' is not a tracker image id") as caught:
+        server.get("images/CD45")
+    assert f"127.0.0.1:{tracker.port}" in str(caught.value)
     with pytest.raises(ConfigurationError, match="names a run but no FOV"):
         server.get("runs/RUN-A")
 

@@ -169,14 +169,20 @@ class TrackerServer(Server):
     # -- session ------------------------------------------------------------------------------
 
     def _start_session(self) -> None:
+        """Validate the given token, or log in; a refused token falls back to the password."""
+        has_login = bool(self.credentials.email and self.credentials.password)
         if self.credentials.token:
-            self._validate_token()
-        elif self.credentials.email and self.credentials.password:
-            self._login()
-        else:
+            try:
+                self._validate_token()
+                return
+            except AuthenticationError:
+                if not has_login:
+                    raise
+        if not has_login:
             raise ConfigurationError(
                 "No MIBItracker login is configured", server=self.label, hint=_LOGIN_HINT
             )
+        self._login()
 
     def _validate_token(self) -> None:
         """What the reference client does with a given token: ``OPTIONS /`` must answer 2xx."""
@@ -352,7 +358,7 @@ class TrackerServer(Server):
         """One image object."""
         obj = f"image {image_id}"
         return TrackerImage.model_validate(
-            self._json("GET", f"images/{_id(image_id, obj)}/", obj=obj)
+            self._json("GET", f"images/{self._id(image_id, obj)}/", obj=obj)
         )
 
     def image_id(self, run_label: str, fov_id: str) -> int:
@@ -383,7 +389,7 @@ class TrackerServer(Server):
         """The antibody conjugates of the image's panel (empty without section or panel)."""
         obj = f"image {image_id}"
         found = self._json(
-            "GET", f"images/{_id(image_id, obj)}/conjugates/", params={"paging": "no"}, obj=obj
+            "GET", f"images/{self._id(image_id, obj)}/conjugates/", params={"paging": "no"}, obj=obj
         )
         return [Conjugate.model_validate(c) for c in _as_list(self, found, "conjugates/")]
 
@@ -404,7 +410,7 @@ class TrackerServer(Server):
         obj = f"image {image_id}, channel {channel_name!r}"
         try:
             url = self._signed_url(
-                f"images/{_id(image_id, obj)}/channel_url/", obj, channel=channel_name
+                f"images/{self._id(image_id, obj)}/channel_url/", obj, channel=channel_name
             )
         except NotFoundError as exc:
             raise NotFoundError(
@@ -439,7 +445,7 @@ class TrackerServer(Server):
             content_type = "image/png" if name.lower().endswith(".png") else "image/tiff"
         return self._json(
             "POST",
-            f"images/{_id(image_id, obj)}/upload_channel/",
+            f"images/{self._id(image_id, obj)}/upload_channel/",
             obj=f"{obj}, channel {name!r}",
             files={"attachment": (name, payload, content_type)},
         )
@@ -574,7 +580,7 @@ class TrackerServer(Server):
                 )
             image_id = self.image_id(str(uri.object_id), uri.fov)
         else:
-            image_id = int(_id(str(uri.object_id), f"image {uri.object_id}"))
+            image_id = int(self._id(str(uri.object_id), f"image {uri.object_id}"))
         image = self.image(image_id)
         obj = f"image {image.id}"
         if not image.pngs:
@@ -611,6 +617,17 @@ class TrackerServer(Server):
             ],
             server_metadata=_server_metadata(image, masses),
         )
+
+    def _id(self, value: int | str, obj: str) -> str:
+        text = str(value).strip()
+        if not text.isdigit():
+            raise NotFoundError(
+                f"{text!r} is not a tracker image id (a whole number)",
+                server=self.label,
+                obj=obj,
+                hint="Use mibi://HOST/images/ID or mibi://HOST/runs/RUN_LABEL/FOV",
+            )
+        return text
 
     def _channel_plane(self, image: TrackerImage, name: str) -> np.ndarray:
         plane = self.get_channel_data(image.id, name)
@@ -649,17 +666,6 @@ def _as_list(server: TrackerServer, body: Any, route: str) -> list[Any]:
     if not isinstance(body, list):
         raise server.transport.protocol_error(f"The tracker answered {route} with no list")
     return body
-
-
-def _id(value: int | str, obj: str) -> str:
-    text = str(value).strip()
-    if not text.isdigit():
-        raise NotFoundError(
-            f"{text!r} is not a tracker image id (a whole number)",
-            obj=obj,
-            hint="Use mibi://HOST/images/ID or mibi://HOST/runs/RUN_LABEL/FOV",
-        )
-    return text
 
 
 def _float(value: Any) -> float | None:
