@@ -15,14 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from napari.layers import Image, Layer, Points
+from napari.layers import Image, Layer, Points, Shapes
 
 from napari_lablink.acquisition import AcquisitionEngine, PSFResult, StackGeometry
 
-__all__ = ["BEADS_LAYER", "LiveStackDisplay"]
+__all__ = ["BEADS_LAYER", "FRAMES_LAYER", "LiveStackDisplay"]
 
 BEADS_LAYER = "PSF beads"
+FRAMES_LAYER = "PSF panels"
 _GAP_PX = 8  # gap between the stack and its reslices, in stack pixels
+_MARK_PX = 10  # diameter of a bead's ring in the XY view, in stack pixels
 _THUMBNAIL_EVERY = 25  # redraws between layer-list thumbnail updates (about once a second)
 
 
@@ -44,6 +46,7 @@ class LiveStackDisplay:
         self.viewer = viewer
         self.channels: list[_ChannelLayers] = []
         self.beads: Points | None = None
+        self.frames: Shapes | None = None
         self.bead_yx_px: tuple[float, float] | None = None
         self.frames_shown = 0
         self._key: tuple[object, ...] | None = None
@@ -96,26 +99,47 @@ class LiveStackDisplay:
                 yz_buffer, name=f"{name} YZ", scale=(px, dz), translate=(0.0, right), **common
             )
             self.channels.append(_ChannelLayers(stack, xz, yz, xz_buffer, yz_buffer))
+        # outlines, so the three panels read as one orthogonal view even where they are black
+        frames = [
+            [(0, 0), (ny * px, nx * px)],
+            [(below, 0), (below + nz * dz, nx * px)],
+            [(0, right), (ny * px, right + nz * dz)],
+        ]
+        half = px / 2  # pixel centres sit on the grid: the image extends half a pixel around
+        self.frames = self.viewer.add_shapes(
+            [np.array(f) - half for f in frames],
+            shape_type="rectangle",
+            name=FRAMES_LAYER,
+            edge_color="dimgray",
+            face_color="transparent",
+            edge_width=px,
+            features={"panel": ["XY", "XZ", "YZ"]},
+            text={"string": "{panel}", "anchor": "upper_left", "color": "gray", "size": 9},
+        )
         self.beads = self.viewer.add_points(
             np.empty((0, 2)),
             name=BEADS_LAYER,
-            symbol="ring",
-            size=10 * px,
-            face_color="yellow",
-            border_width=0,
+            symbol="disc",
+            size=_MARK_PX * px,
+            face_color="transparent",
+            border_color="yellow",
+            border_width=0.12,
+            border_width_is_relative=True,
         )
+        self.viewer.layers.selection.active = self.channels[0].stack
         self.viewer.dims.set_current_step(0, nz // 2)
         self.viewer.reset_view()
 
     def remove_layers(self) -> None:
         """Take this display's layers out of the viewer (the user may have removed some)."""
-        layers = [self.beads] if self.beads is not None else []
+        layers = [x for x in (self.beads, self.frames) if x is not None]
         for c in self.channels:
             layers += [c.stack, c.xz, c.yz]
         for layer in layers:
             if self._alive(layer):
                 self.viewer.layers.remove(layer)
-        self.channels, self.beads, self._key, self._bead_colours = [], None, None, []
+        self.channels, self._key, self._bead_colours = [], None, []
+        self.beads = self.frames = None
 
     def _alive(self, layer: Layer | None) -> bool:
         return layer is not None and layer in self.viewer.layers
@@ -184,8 +208,9 @@ class LiveStackDisplay:
         view = engine.newest_stack(channel)
         if view is None or view.run_id != run_id:
             return
-        sample = view.data[:, ::2, ::2]
-        lo, hi = float(np.min(sample)), float(np.max(view.data))
+        # the median of a sample is the background level: it maps to black
+        lo = float(np.median(view.data[:, ::4, ::4]))
+        hi = float(np.max(view.data))
         if hi <= lo:
             hi = lo + 1.0
         for layer in (layers.stack, layers.xz, layers.yz):
@@ -204,10 +229,12 @@ class LiveStackDisplay:
         below, right = first.xz.translate[0], first.yz.translate[1]
         points = [(b.y_px * px, b.x_px * px) for b in result.beads]
         colours = ["yellow" if b.bead == selected else "cyan" for b in result.beads]
+        sizes = [_MARK_PX * px] * len(points)
         for b in result.beads:
-            if b.bead == selected:
+            if b.bead == selected:  # rings around the bead's image in XZ and YZ
                 points += [(below + b.z_px * dz, b.x_px * px), (b.y_px * px, right + b.z_px * dz)]
                 colours += ["yellow", "yellow"]
+                sizes += [2.0 * b.fwhm_z_um] * 2
         data = np.array(points, dtype=float).reshape(-1, 2)
         # setting a Points layer's data costs tens of ms: skip when nothing visibly moved
         old = self.beads.data
@@ -218,5 +245,6 @@ class LiveStackDisplay:
         ):
             return
         self.beads.data = data
-        self.beads.face_color = colours if colours else "yellow"
+        self.beads.size = sizes if sizes else _MARK_PX * px
+        self.beads.border_color = colours if colours else "yellow"
         self._bead_colours = colours

@@ -30,7 +30,8 @@ from napari_lablink.acquisition import BackendInfo, StackPlan, ZMode
 
 __all__ = ["COLORMAPS", "AcquisitionForm"]
 
-COLORMAPS = ("plasma", "viridis", "magma", "green", "magenta", "cyan", "gray")
+# black-based first: with additive blending a channel's background then stays black
+COLORMAPS = ("green", "magenta", "cyan", "yellow", "plasma", "viridis", "magma", "gray")
 _Z_MODES = {"stage (Micro-Manager moves z)": ZMode.STAGE, "external sweep (DAQ)": ZMode.EXTERNAL}
 
 
@@ -159,7 +160,7 @@ class AcquisitionForm(QWidget):
     # -- writing -------------------------------------------------------------------------------
 
     def set_channels(self, names: Sequence[str]) -> None:
-        """One row per channel the backend offers, all ticked, colormaps in the seed's order."""
+        """One row per channel the backend offers, all ticked, each with its own colormap."""
         self.channels.setRowCount(0)
         for row, name in enumerate(names or ("default",)):
             self.channels.insertRow(row)

@@ -5,23 +5,31 @@ from __future__ import annotations
 import math
 
 from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QWidget
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QAbstractScrollArea,
+    QHeaderView,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
 
 from napari_lablink.acquisition import PSFResult
 
 __all__ = ["HEADERS", "PSFTable"]
 
-HEADERS = (
-    "bead",
-    "x µm",
-    "y µm",
-    "z µm",
-    "FWHM x µm",
-    "FWHM y µm",
-    "FWHM z µm",
-    "SBR",
-    "fit R²",
-    "status",
+HEADERS = ("bead", "x", "y", "z", "FWHM x", "FWHM y", "FWHM z", "SBR", "R²", "status")
+TOOLTIPS = (
+    "bead number (brightest first)",
+    "bead centre x, µm",
+    "bead centre y, µm",
+    "bead centre z, µm",
+    "full width at half maximum along x, µm",
+    "full width at half maximum along y, µm",
+    "full width at half maximum along z, µm",
+    "signal to background: fitted peak over background",
+    "fit quality: fraction of the window's variance the Gaussian explains",
+    "ok, or why the bead could not be measured",
 )
 MEAN_LABEL = "mean"
 
@@ -38,6 +46,10 @@ class PSFTable(QTableWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(0, len(HEADERS), parent)
         self.setHorizontalHeaderLabels(list(HEADERS))
+        for c, tip in enumerate(TOOLTIPS):
+            self.horizontalHeaderItem(c).setToolTip(tip)
+        # the table scrolls rather than widening the dock (and shrinking the canvas)
+        self.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustIgnored)
         self.verticalHeader().setVisible(False)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -78,15 +90,16 @@ class PSFTable(QTableWidget):
                     "",
                     "",
                     "",
-                    f"{_fmt(s.fwhm_x_um)} ± {_fmt(s.fwhm_x_std_um)}",
-                    f"{_fmt(s.fwhm_y_um)} ± {_fmt(s.fwhm_y_std_um)}",
-                    f"{_fmt(s.fwhm_z_um)} ± {_fmt(s.fwhm_z_std_um)}",
+                    _fmt(s.fwhm_x_um),
+                    _fmt(s.fwhm_y_um),
+                    _fmt(s.fwhm_z_um),
                     _fmt(s.signal_to_background, 1),
                     _fmt(s.r_squared),
-                    f"{s.n_beads} fitted, {s.n_failed} failed",
+                    f"{s.n_beads} ok, {s.n_failed} failed",
                 ],
             )
         )
+        spread = {4: s.fwhm_x_std_um, 5: s.fwhm_y_std_um, 6: s.fwhm_z_std_um}
         self.blockSignals(True)
         self.setUpdatesEnabled(False)
         try:
@@ -99,6 +112,8 @@ class PSFTable(QTableWidget):
                         item.setTextAlignment(
                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
                         )
+                    if r == len(rows) - 1 and c in spread:
+                        item.setToolTip(f"standard deviation over the beads: {spread[c]:.4f} µm")
                     self.setItem(r, c, item)
             self.clearSelection()
             if selected is not None and selected in self._beads:

@@ -141,6 +141,7 @@ class PSFWidget(QWidget):
         self._colormaps: dict[str, str] = {}
         self._selected_bead: int | None = None
         self._connecting = False
+        self._start_when_connected: tuple[int | None] | None = None
         self._redraws: list[float] = []
 
         self.form = AcquisitionForm(list(self._factories))
@@ -150,6 +151,7 @@ class PSFWidget(QWidget):
         self.status = QLabel("not connected")
         self.status.setWordWrap(True)
         self.readout = QLabel("-")
+        self.readout.setWordWrap(True)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.psf_channel = QComboBox()
         self.table = PSFTable()
@@ -271,6 +273,9 @@ class PSFWidget(QWidget):
         if engine is None or self._res.closed:
             self._report("No microscope backend is ready: choose one in the backend list.")
             return False
+        if self._connecting:  # start once the backend has said which channels it has
+            self._start_when_connected = (n_stacks,)
+            return True
         try:
             plan = self.form.plan(n_stacks=n_stacks)
         except ValueError as exc:
@@ -379,12 +384,19 @@ class PSFWidget(QWidget):
         h, w = info.frame_shape
         px = f"{info.pixel_size_um:g} µm pixels" if info.pixel_size_um else "pixel size unknown"
         self._set_connecting(False, f"{info.name}: {w} x {h} {info.dtype}, {px}")
+        self._start_pending()
 
     def _on_connect_failed(self, engine: AcquisitionEngine, message: str) -> None:
         if engine is not self._res.engine:
             return
         self._report(message)
         self._set_connecting(False, message)
+        self._start_pending()  # the engine connects again and reports what fails
+
+    def _start_pending(self) -> None:
+        pending, self._start_when_connected = self._start_when_connected, None
+        if pending is not None:
+            self.start(*pending)
 
     def _on_state(self, engine: AcquisitionEngine, state: str) -> None:
         if engine is not self._res.engine:
