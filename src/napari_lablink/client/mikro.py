@@ -156,7 +156,8 @@ class MikroServer(Server):
         )
         write = upload_image if kind == "image" else upload_representation
         new_id = write(self, endpoint, request, progress=progress, cancel=cancel)
-        return str(replace(self.uri, kind=kind, object_id=new_id))
+        # Keep the S3 option, so the URI opens as it is (it names no secret).
+        return str(replace(target, object_id=new_id, options=(("s3", endpoint),)))
 
     # -- GraphQL ------------------------------------------------------------------------------
 
@@ -239,7 +240,7 @@ class MikroServer(Server):
             raise ConfigurationError(
                 "No S3 endpoint is configured: mikro servers do not say where their data lives",
                 server=self.label,
-                obj=f"{uri.kind} {uri.object_id}",
+                obj=f"{uri.kind} {uri.object_id}" if uri.object_id else f"new {uri.kind}",
                 hint=_ENDPOINT_HINT,
             )
         return endpoint
@@ -339,7 +340,10 @@ class MikroServer(Server):
             name=image.get("name") or obj,
             dims=dims,
             levels=levels,
-            pixel_size={d: s for d, s in pixel_size.items() if d in dims},
+            # A spacing along an axis of one plane means nothing (and would not round-trip).
+            pixel_size={
+                d: s for d, s in pixel_size.items() if d in dims and full.shape[dims.index(d)] > 1
+            },
             channels=_channels(image.get("channelViews") or [], levels[0].shape, dims),
             server_metadata={
                 "id": image.get("id"),

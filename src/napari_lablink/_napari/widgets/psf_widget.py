@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -49,6 +49,9 @@ from napari_lablink.acquisition import (
     PSFAnalyzer,
     PSFResult,
 )
+
+if TYPE_CHECKING:
+    import napari.viewer
 
 __all__ = ["PSFWidget"]
 
@@ -124,7 +127,7 @@ class PSFWidget(QWidget):
 
     def __init__(
         self,
-        viewer: Any,
+        viewer: napari.viewer.Viewer,
         *,
         backends: Mapping[str, BackendFactory] | None = None,
         parent: QWidget | None = None,

@@ -1,0 +1,14 @@
+"""Menu commands: open napari-lablink's dock widgets from napari's menus."""
+
+from __future__ import annotations
+
+import napari
+
+__all__ = ["open_upload_widget"]
+
+PLUGIN = "napari-lablink"
+
+
+def open_upload_widget(viewer: napari.viewer.Viewer) -> None:
+    """File > IO Utilities > Upload to mikro..."""
+    viewer.window.add_plugin_dock_widget(PLUGIN, "Upload to mikro")

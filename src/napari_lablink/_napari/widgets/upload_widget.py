@@ -1,0 +1,246 @@
+"""The "Upload to mikro" dock widget: pick a server, layers, a name and tags; watch it upload.
+
+The upload runs in a worker thread (napari's ``thread_worker``) so the viewer stays responsive;
+progress goes to a napari progress bar, the result or the error to a notification. Layers are
+only read: whatever happens, they stay as they are in the viewer.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from napari.qt.threading import thread_worker
+from napari.utils import progress as napari_progress
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_lablink._napari.upload_layers import jobs_from_layer_data
+from napari_lablink.client.connection import shared_connection
+from napari_lablink.client.errors import LablinkError
+from napari_lablink.client.upload import UploadCancelledError
+from napari_lablink.config import load_profiles
+from napari_lablink.uri import parse_uri
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["UploadWidget"]
+
+
+class UploadWidget(QWidget):
+    """Uploads the checked Image/Labels layers to a mikro server."""
+
+    #: (blocks done, blocks in all), emitted from the upload thread
+    _progressed = Signal(int, int)
+
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self._worker: Any = None
+        self._bar: napari_progress | None = None
+        self._progressed.connect(self._show_progress)
+        self._cancel = threading.Event()
+        self.last_uris: list[str] = []
+
+        self.server = QComboBox()
+        self.server.setEditable(True)
+        self.server.setToolTip(
+            "mikro+http://HOST:PORT/image (generation 2) or .../representation (generation 1); "
+            "add ?s3=<endpoint> if the server's S3 is not configured"
+        )
+        for key in load_profiles():
+            self.server.addItem(f"mikro://{key}/image")
+        self.server.setCurrentText(self._default_target())
+        self.layers = QListWidget()
+        self.layers.setMaximumHeight(140)
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("name on the server (default: the layer's)")
+        self.tags = QLineEdit()
+        self.tags.setPlaceholderText("comma-separated tags")
+        self.pyramid = QCheckBox("build a pyramid (generation 2)")
+        self.upload_button = QPushButton("Upload")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        form = QFormLayout()
+        form.addRow("Server", self.server)
+        form.addRow("Layers", self.layers)
+        form.addRow("Name", self.name)
+        form.addRow("Tags", self.tags)
+        form.addRow("", self.pyramid)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.upload_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addStretch()
+
+        self.upload_button.clicked.connect(self.upload)
+        self.cancel_button.clicked.connect(self.cancel)
+        # Tracked so close() can undo exactly what __init__ did.
+        self._connections = [
+            (viewer.layers.events.inserted, self._refresh_layers),
+            (viewer.layers.events.removed, self._refresh_layers),
+            (viewer.layers.selection.events.changed, self._refresh_layers),
+        ]
+        for signal, slot in self._connections:
+            signal.connect(slot)
+        self._refresh_layers()
+
+    def _default_target(self) -> str:
+        for layer in self.viewer.layers:
+            uri = layer.metadata.get("lablink", {}).get("uri") if layer.metadata else None
+            if uri and uri.startswith("mikro"):
+                parsed = parse_uri(uri)
+                return f"{parsed.server}/{parsed.kind}"
+        return self.server.itemText(0) if self.server.count() else ""
+
+    def _refresh_layers(self, event: Any = None) -> None:
+        checked = {
+            self.layers.item(i).text()
+            for i in range(self.layers.count())
+            if self.layers.item(i).checkState() == Qt.CheckState.Checked
+        }
+        selected = {layer.name for layer in self.viewer.layers.selection}
+        self.layers.clear()
+        for layer in self.viewer.layers:
+            if layer._type_string not in ("image", "labels"):
+                continue
+            item = QListWidgetItem(layer.name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            on = layer.name in (checked or selected)
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+            self.layers.addItem(item)
+
+    def checked_layers(self) -> list:
+        names = [
+            self.layers.item(i).text()
+            for i in range(self.layers.count())
+            if self.layers.item(i).checkState() == Qt.CheckState.Checked
+        ]
+        return [self.viewer.layers[name] for name in names if name in self.viewer.layers]
+
+    def upload(self) -> None:
+        """Start uploading the checked layers (returns at once; the work runs in a thread)."""
+        layers = self.checked_layers()
+        target = self.server.currentText().strip()
+        if not layers:
+            show_error("Upload to mikro: check at least one Image or Labels layer")
+            return
+        try:
+            parsed = parse_uri(target)
+            if parsed.scheme != "mikro" or parsed.object_id is not None:
+                raise LablinkError(
+                    f"{target!r} is not a mikro upload target",
+                    hint="Use mikro+http://HOST:PORT/image or .../representation, without an id",
+                )
+            jobs = jobs_from_layer_data(
+                [layer.as_layer_data_tuple() for layer in layers],
+                target,
+                name=self.name.text().strip() or None,
+            )
+        except LablinkError as exc:
+            show_error(f"Upload to mikro: {exc}")
+            return
+        tags = [t.strip() for t in self.tags.text().split(",") if t.strip()]
+        pyramid = self.pyramid.isChecked() and parsed.kind == "image"
+        self._cancel = threading.Event()
+        self._set_running(True)
+        self.status.setText(f"Uploading {', '.join(layer.name for layer in layers)}...")
+        self._worker = self._upload_worker(parsed, jobs, tags, pyramid, self._cancel)
+        self._worker.returned.connect(self._done)
+        self._worker.finished.connect(lambda: self._set_running(False))
+        self._worker.start()
+
+    @thread_worker
+    def _upload_worker(self, target, jobs, tags, pyramid, cancel):
+        # Failures are returned, not raised: napari relays a worker's exception as an error
+        # notification with a traceback, and the user should get our message instead.
+        uris: list[str] = []
+        try:
+            server = shared_connection(target)
+            for job in jobs:
+                uris.append(
+                    server.upload(
+                        job.data,
+                        kind=target.kind,
+                        tags=tags,
+                        pyramid=pyramid,
+                        progress=self._progressed.emit,
+                        cancel=cancel,
+                        **job.kwargs(),
+                    )
+                )
+        except Exception as exc:
+            return uris, exc
+        return uris, None
+
+    def _show_progress(self, done: int, total: int) -> None:
+        """On the Qt thread (queued from the worker's signal): move the napari progress bar."""
+        if self._bar is None:
+            self._bar = napari_progress(total=total, desc="Upload to mikro")
+        self._bar.total = total
+        self._bar.n = done
+        self._bar.refresh()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        self.status.setText("Cancelling...")
+
+    def _set_running(self, running: bool) -> None:
+        self.upload_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        if not running and self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def _done(self, outcome: tuple[list[str], Exception | None]) -> None:
+        uris, error = outcome
+        if error is not None:
+            self._failed(error)
+            return
+        self.last_uris = uris
+        self.status.setText("Uploaded: " + "  ".join(uris))
+        QApplication.clipboard().setText("\n".join(uris))
+        show_info("Uploaded to mikro (URI copied to the clipboard): " + ", ".join(uris))
+
+    def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, UploadCancelledError):
+            message = "Upload cancelled; nothing was registered on the server"
+        elif isinstance(exc, LablinkError):
+            message = f"Upload to mikro failed: {exc}"
+        else:
+            message = f"Upload to mikro failed: unexpected {type(exc).__name__}: {exc}"
+        self.status.setText(message)
+        show_error(message)
+
+    def closeEvent(self, event: Any) -> None:
+        self.close_connections()
+        super().closeEvent(event)
+
+    def close_connections(self) -> None:
+        """Disconnect from the viewer and stop a running upload (nothing gets registered)."""
+        self._cancel.set()
+        for signal, slot in self._connections:
+            signal.disconnect(slot)
+        self._connections = []

@@ -1,0 +1,31 @@
+"""npe2 writer: ``viewer.layers.save("mikro+http://HOST:PORT/image", plugin="napari-lablink")``.
+
+The path names the server and the kind of object; the server assigns the id. The writer returns
+the URIs of what it created (napari reports them as the written paths).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from napari_lablink._napari.upload_layers import jobs_from_layer_data
+from napari_lablink.client.connection import shared_connection
+from napari_lablink.client.errors import ConfigurationError
+from napari_lablink.uri import parse_uri
+
+__all__ = ["write_mikro"]
+
+
+def write_mikro(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
+    target = parse_uri(path)
+    if target.scheme != "mikro" or target.object_id is not None:
+        raise ConfigurationError(
+            f"{target.without_options()} is not a mikro upload target",
+            hint="Save to mikro+http://HOST:PORT/image or .../representation (no id: "
+            "the server assigns it)",
+        )
+    server = shared_connection(target)
+    return [
+        server.upload(job.data, kind=target.kind, **job.kwargs())
+        for job in jobs_from_layer_data(layer_data, path)
+    ]

@@ -1,0 +1,145 @@
+"""Uploading napari layers with the npe2 writer and the dock widget, read back by the reader."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from napari.utils.notifications import notification_manager
+
+from napari_lablink._napari.widgets.upload_widget import UploadWidget
+
+pytestmark = pytest.mark.viewer
+
+RNG = np.random.default_rng(5)
+
+
+@pytest.fixture
+def token_env(mikro, monkeypatch):
+    monkeypatch.setenv("LABLINK_TOKEN", mikro.token)
+    # napari matches writers by file extension: a "?s3=http://127.0.0.1:9000" query would read as
+    # one (".1:9000"), so saving takes the S3 endpoint from the environment or servers.toml.
+    monkeypatch.setenv("LABLINK_S3_ENDPOINT", mikro.s3_endpoint)
+
+
+@pytest.fixture
+def notifications():
+    seen: list[str] = []
+
+    def record(event):
+        seen.append(str(event.message))
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+
+
+def target(mikro, kind: str) -> str:
+    prefix = "/mikro" if kind == "image" else ""
+    return f"mikro+http://{mikro.uri_authority}{prefix}/{kind}"
+
+
+@pytest.mark.parametrize("kind", ["image", "representation"])
+def test_save_channels_as_one_image_and_open_it_back(
+    make_napari_viewer, mikro_clean, token_env, kind
+):
+    viewer = make_napari_viewer()
+    planes = RNG.integers(0, 4000, size=(2, 6, 40, 56), dtype=np.uint16)
+    viewer.add_image(planes[0], name="DAPI", colormap="blue", scale=(0.5, 0.2, 0.25), units="um")
+    viewer.add_image(planes[1], name="GFP", colormap="green", scale=(0.5, 0.2, 0.25), units="um")
+    written = viewer.layers.save(target(mikro_clean, kind), plugin="napari-lablink")
+    assert len(written) == 1 and f"/{kind}/" in written[0]
+    viewer.layers.clear()
+    reopened = viewer.open(written[0], plugin="napari-lablink")
+    assert [layer.name for layer in reopened] == ["DAPI", "GFP"]
+    for layer, expected in zip(reopened, planes, strict=True):
+        np.testing.assert_array_equal(np.asarray(layer.data), expected)
+        np.testing.assert_allclose(layer.scale, (0.5, 0.2, 0.25))
+    if kind == "representation":  # generation 1 keeps colours
+        np.testing.assert_allclose(reopened[1].colormap.colors[-1], [0, 1, 0, 1])
+
+
+def test_labels_layer_comes_back_as_labels(make_napari_viewer, mikro_clean, token_env):
+    viewer = make_napari_viewer()
+    labels = np.zeros((30, 40), dtype=np.int32)
+    labels[3:9, 5:25] = 4
+    viewer.add_labels(labels, name="cells")
+    (uri,) = viewer.layers.save(target(mikro_clean, "representation"), plugin="napari-lablink")
+    (layer,) = viewer.open(uri, plugin="napari-lablink")
+    assert layer._type_string == "labels"
+    np.testing.assert_array_equal(np.asarray(layer.data), labels)
+
+
+def test_axis_labels_decide_the_layout(make_napari_viewer, mikro_clean, token_env):
+    viewer = make_napari_viewer()
+    data = RNG.integers(0, 100, size=(3, 4, 10, 12), dtype=np.uint8)
+    layer = viewer.add_image(data, name="zt")
+    layer.axis_labels = ("z", "t", "y", "x")
+    (uri,) = viewer.layers.save(target(mikro_clean, "image"), plugin="napari-lablink")
+    image = __import__("napari_lablink").open_image(uri)
+    np.testing.assert_array_equal(image.data.values[0], data.transpose(1, 0, 2, 3))
+
+
+def test_widget_uploads_off_the_qt_thread(
+    make_napari_viewer, mikro_clean, token_env, qtbot, notifications
+):
+    viewer = make_napari_viewer()
+    data = RNG.integers(0, 4000, size=(512, 640), dtype=np.uint16)
+    viewer.add_image(data, name="plane", scale=(0.3, 0.3), units="um")
+    widget = UploadWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.server.setCurrentText(target(mikro_clean, "image"))
+    widget.name.setText("from the widget")
+    widget.tags.setText("a, b")
+    widget.pyramid.setChecked(True)
+    assert [layer.name for layer in widget.checked_layers()] == ["plane"]
+    widget.upload()
+    assert not widget.upload_button.isEnabled()  # returned at once; the work is in a thread
+    qtbot.waitUntil(lambda: widget.upload_button.isEnabled(), timeout=60000)
+    (uri,) = widget.last_uris
+    assert any(uri in n for n in notifications)
+    image = __import__("napari_lablink").open_image(uri)
+    assert image.name == "from the widget" and set(image.server_metadata["tags"]) == {"a", "b"}
+    assert image.multiscale and image.pixel_size == {"x": 0.3, "y": 0.3}
+    np.testing.assert_array_equal(image.data.values[0, 0, 0], data)
+    np.testing.assert_array_equal(viewer.layers["plane"].data, data)  # the layer is untouched
+    widget.close()
+
+
+def test_widget_failure_is_a_notification_and_keeps_the_layer(
+    make_napari_viewer, mikro_clean, token_env, qtbot, notifications
+):
+    viewer = make_napari_viewer()
+    data = np.ones((64, 64), np.uint16)
+    viewer.add_image(data, name="keep me")
+    widget = UploadWidget(viewer)
+    qtbot.addWidget(widget)
+    before = len(mikro_clean.state.images)
+    mikro_clean.s3.faults.methods = ["PUT"]
+    mikro_clean.s3.faults.rate = 1.0
+    widget.server.setCurrentText(target(mikro_clean, "image"))
+    widget.upload()
+    qtbot.waitUntil(lambda: widget.upload_button.isEnabled(), timeout=60000)
+    assert any(
+        "Upload to mikro failed" in n and "Nothing was registered" in n for n in notifications
+    )
+    assert len(mikro_clean.state.images) == before
+    assert list(viewer.layers) == [viewer.layers["keep me"]]
+    np.testing.assert_array_equal(viewer.layers["keep me"].data, data)
+
+
+def test_widget_refuses_a_bad_target(make_napari_viewer, qtbot, notifications):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.ones((4, 4)), name="x")
+    widget = UploadWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.server.setCurrentText("mikro+http://127.0.0.1:1/representation/5")
+    widget.upload()
+    assert any("not a mikro upload target" in n for n in notifications)
+
+
+def test_menu_command_opens_the_widget(make_napari_viewer):
+    from napari_lablink._napari.commands import open_upload_widget
+
+    viewer = make_napari_viewer()
+    open_upload_widget(viewer)
+    assert any("Upload to mikro" in name for name in viewer.window.dock_widgets)
