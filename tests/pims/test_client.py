@@ -130,6 +130,39 @@ def test_only_exactly_downsampled_tiers_become_levels(server, real_pims, pims_im
         assert level.chunks[:3] == ((1, 1), (1,), (1,))
 
 
+def tier(level: int, width: int, height: int, tile: int = 256) -> dict[str, int]:
+    return {
+        "level": level,
+        "width": width,
+        "height": height,
+        "tile_width": tile,
+        "tile_height": tile,
+    }
+
+
+def test_exact_tiers_need_one_integer_factor_on_both_axes() -> None:
+    tiers = [
+        tier(2, 1000, 500),  # 4 on both axes
+        tier(0, 4000, 2000),
+        tier(1, 2000, 1000),
+        tier(3, 500, 251),  # 8 wide, 7.97 high
+        tier(4, 800, 400),  # 5 on both axes: exact, though not a power of two
+        tier(5, 2000, 500),  # 2 wide, 4 high
+    ]
+    assert [t.level for t in exact_tiers(tiers)] == [0, 1, 2, 4]
+    assert exact_tiers([]) == []
+
+
+def test_chunks_are_whole_tiles_within_limits() -> None:
+    (small_tiles,) = exact_tiers([tier(0, 1100, 600, tile=128)])
+    assert small_tiles.chunks() == ((512, 88), (512, 512, 76))
+    (big_tiles,) = exact_tiers([tier(0, 1100, 600, tile=1024)])
+    assert big_tiles.chunks() == ((600,), (1024, 76))
+    # A strip "tile" as wide as a huge plain image is cut to stay within PIMS's output limit.
+    (strips,) = exact_tiers([tier(0, 20000, 300, tile=20000)])
+    assert strips.chunks() == ((300,), (4096,) * 4 + (3616,))
+
+
 # -- exact pixels ------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -36,13 +37,15 @@ from napari_lablink.client.transport import Transport
 from napari_lablink.config import Credentials
 from napari_lablink.uri import RemoteURI
 
-__all__ = ["CHUNK_TARGET", "PimsServer", "Tier", "exact_tiers"]
+__all__ = ["CHUNK_TARGET", "MAX_CHUNK", "PimsServer", "Tier", "decode_window", "exact_tiers"]
 
 log = logging.getLogger(__name__)
 
 #: Chunks are whole multiples of the tier's tile, at least this many pixels on a side when the
 #: tile is smaller: a 256 px tile per request spends more time in HTTP than in pixels.
 CHUNK_TARGET = 512
+#: The largest chunk side, whatever the file's tiles.
+MAX_CHUNK = 4096
 #: dask computes chunks on many threads; each needs its own connection to overlap requests.
 MAX_CONNECTIONS = 32
 #: PNG carries at most 16 bits per sample, so these are the pixel types windows can return.
@@ -50,22 +53,37 @@ _DTYPES = {"uint8": np.uint8, "uint16": np.uint16}
 _CLIENT_ERRORS = tuple(range(400, 500))
 
 
+@dataclass(frozen=True)
 class Tier:
     """One tier of the image's SPATIAL pyramid that PIMS serves without resampling."""
 
-    def __init__(self, raw: dict[str, Any]) -> None:
-        self.level = int(raw["level"])
-        self.width = int(raw["width"])
-        self.height = int(raw["height"])
-        self.tile_width = int(raw.get("tile_width") or raw["width"])
-        self.tile_height = int(raw.get("tile_height") or raw["height"])
+    level: int
+    width: int
+    height: int
+    tile_width: int
+    tile_height: int
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Tier:
+        return cls(
+            level=int(raw["level"]),
+            width=int(raw["width"]),
+            height=int(raw["height"]),
+            tile_width=int(raw.get("tile_width") or raw["width"]),
+            tile_height=int(raw.get("tile_height") or raw["height"]),
+        )
 
     def chunks(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Chunk sizes along y and x: tile multiples of about :data:`CHUNK_TARGET` pixels."""
-        return (
-            _split(self.height, self.tile_height * max(1, CHUNK_TARGET // self.tile_height)),
-            _split(self.width, self.tile_width * max(1, CHUNK_TARGET // self.tile_width)),
+        return _split(self.height, _step(self.tile_height)), _split(
+            self.width, _step(self.tile_width)
         )
+
+
+def _step(tile: int) -> int:
+    """Whole tiles up to CHUNK_TARGET; a file's "tile" can be a whole strip or image, so steps
+    stay at most MAX_CHUNK, well inside PIMS's 10000 px output limit."""
+    return min(tile * max(1, CHUNK_TARGET // tile), MAX_CHUNK)
 
 
 def _split(size: int, step: int) -> tuple[int, ...]:
@@ -85,7 +103,7 @@ def exact_tiers(tiers: list[dict[str, Any]]) -> list[Tier]:
     for raw in ordered:
         w, h = int(raw["width"]), int(raw["height"])
         if w and h and width % w == 0 and height % h == 0 and width // w == height // h:
-            exact.append(Tier(raw))
+            exact.append(Tier.parse(raw))
     return exact
 
 
