@@ -385,6 +385,8 @@ def test_image_without_optional_metadata_opens(tracker: TrackerStandIn) -> None:
         assert server.image_conjugates(bare) == []
     model = TrackerImage.model_validate({"id": 3, "novel_field": [1], "run": {"id": 1}})
     assert model.tissue is None and model.aperture is None and model.novel_field == [1]
+    nulls = TrackerImage.model_validate({"id": 4, "pngs": None, "channel_settings": None})
+    assert nulls.pngs == [] and nulls.channel_settings == {} and nulls.storage_folder is None
 
 
 def test_get_mibi_image(tracker: TrackerStandIn, server: TrackerServer) -> None:

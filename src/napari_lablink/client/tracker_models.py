@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "ChannelSettings",
@@ -70,6 +70,17 @@ class TrackerImage(_TrackerObject):
     pngs: list[str] = Field(default_factory=list)
     overlays: list[Any] = Field(default_factory=list)
     channel_settings: dict[str, ChannelSettings] = Field(default_factory=dict)
+
+    @field_validator("pngs", "overlays", mode="before")
+    @classmethod
+    def _null_list(cls, value: Any) -> Any:
+        """Some tracker versions send null rather than an empty list."""
+        return [] if value is None else value
+
+    @field_validator("channel_settings", mode="before")
+    @classmethod
+    def _null_settings(cls, value: Any) -> Any:
+        return {} if value is None else value
 
     @property
     def storage_folder(self) -> str | None:
