@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -21,3 +24,42 @@ def bench(name: str, value: float, unit: str, baseline: float) -> None:
     """Print one ``BENCH`` line; ratio = value / baseline."""
     ratio = value / baseline if baseline else float("nan")
     print(f"BENCH {name} {value:.4g} {unit} baseline={baseline:.4g} ratio={ratio:.3f}", flush=True)
+
+
+#: The stand-in mikro server in its own process, as a real server would be: the client's threads
+#: then do not compete with the server's for one GIL. Optionally seeded with one image.
+_SERVER = """
+import json, sys, numpy as np
+from napari_lablink.testing import MikroStandIn
+z = int(sys.argv[1])
+with MikroStandIn() as mikro:
+    info = {"token": mikro.token, "graphql": mikro.gen2_graphql_url, "s3": mikro.s3_endpoint,
+            "authority": mikro.uri_authority}
+    if z:
+        shape = (1, 1, z, 2048, 2048)
+        data = np.random.default_rng(0).integers(0, 4096, size=shape, dtype=np.uint16)
+        image_id = mikro.add_image(data, "bench", chunks=(1, 1, 1, 512, 512))
+        info.update(uri=mikro.image_uri(image_id), store=mikro.state.images[image_id].store)
+    print(json.dumps(info), flush=True)
+    sys.stdin.read()
+"""
+
+
+class RemoteMikro:
+    """``napari_lablink.testing.MikroStandIn`` in a subprocess; ``seed_z`` 2048x2048 planes."""
+
+    def __init__(self, seed_z: int = 0) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _SERVER, str(seed_z)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        info = json.loads(self.process.stdout.readline())
+        self.token, self.s3_endpoint = info["token"], info["s3"]
+        self.gen2_graphql_url, self.uri_authority = info["graphql"], info["authority"]
+        self.uri, self.store = info.get("uri"), info.get("store")
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)

@@ -8,9 +8,6 @@ operation the plugin wraps. Prints BENCH lines (see benchmarks/_bench.py).
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 
 import httpx
 import numpy as np
@@ -22,15 +19,15 @@ import napari_lablink
 from napari_lablink.client.connection import _shared
 
 try:
-    from ._bench import bench, best_of
+    from ._bench import RemoteMikro, bench, best_of
 except ImportError:
-    from _bench import bench, best_of
+    from _bench import RemoteMikro, bench, best_of
 
 ACCESS = """mutation A($input: RequestZarrAccessInput!) {
   requestZarrAccess(input: $input) { accessKey secretKey sessionToken bucket key } }"""
 
 
-def plain_zarr_array(mikro: RemoteStandIn, store_id: str) -> zarr.Array:
+def plain_zarr_array(mikro: RemoteMikro, store_id: str) -> zarr.Array:
     grant = httpx.post(
         mikro.gen2_graphql_url,
         json={"query": ACCESS, "variables": {"input": {"storeId": store_id}}},
@@ -50,39 +47,6 @@ def plain_zarr_array(mikro: RemoteStandIn, store_id: str) -> zarr.Array:
     return zarr.open_array(ObjectStore(s3, read_only=True), mode="r", zarr_format=3)
 
 
-#: Runs the stand-in in its own process, as a real server would be: the client's threads then do
-#: not compete with the server's for this process's GIL.
-SERVER = """
-import json, sys, numpy as np
-from napari_lablink.testing import MikroStandIn
-z = int(sys.argv[1])
-data = np.random.default_rng(0).integers(0, 4096, size=(1, 1, z, 2048, 2048), dtype=np.uint16)
-with MikroStandIn() as mikro:
-    image_id = mikro.add_image(data, "bench", chunks=(1, 1, 1, 512, 512))
-    print(json.dumps({"uri": mikro.image_uri(image_id), "token": mikro.token,
-                      "graphql": mikro.gen2_graphql_url, "s3": mikro.s3_endpoint,
-                      "store": mikro.state.images[image_id].store}), flush=True)
-    sys.stdin.read()
-"""
-
-
-class RemoteStandIn:
-    def __init__(self, z: int) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", SERVER, str(z)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        info = json.loads(self.process.stdout.readline())
-        self.uri, self.token, self.store = info["uri"], info["token"], info["store"]
-        self.gen2_graphql_url, self.s3_endpoint = info["graphql"], info["s3"]
-
-    def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(timeout=30)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
@@ -91,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     z = max(1, args.mib * 2**20 // (2048 * 2048 * 2))
     data = np.random.default_rng(0).integers(0, 4096, size=(1, 1, z, 2048, 2048), dtype=np.uint16)
-    mikro = RemoteStandIn(z)
+    mikro = RemoteMikro(seed_z=z)
     try:
         uri, store_id = mikro.uri, mikro.store
 

@@ -53,7 +53,7 @@ def test_generation1_dataset_is_what_old_clients_wrote(mikro_clean) -> None:
     data = RNG.integers(0, 255, size=(3, 1, 40, 2048, 1024), dtype=np.uint8)
     with connect(mikro_clean, "representation") as server:
         uri = server.upload(data, name="big planes", kind="representation", dims="ctzyx")
-    rep = mikro_clean.state.representations[uri.rsplit("/", 1)[1]]
+    rep = mikro_clean.state.representations[napari_lablink.parse_uri(uri).object_id]
     bucket, key = rep.store.split("/", 1)
     group = __import__("zarr").open_group(
         mikro_clean.s3.zarr_store(bucket, key), mode="r", zarr_format=2, use_consolidated=True
@@ -109,7 +109,7 @@ def test_xarray_and_dask_inputs_use_their_dims(mikro_clean) -> None:
 def test_origin_is_recorded_for_generation1(mikro_clean) -> None:
     with connect(mikro_clean, "representation") as server:
         parent = server.upload(np.ones((8, 8), np.uint8), name="parent", kind="representation")
-        parent_id = parent.rsplit("/", 1)[1]
+        parent_id = napari_lablink.parse_uri(parent).object_id
         child = server.upload(
             np.ones((8, 8), np.uint8), name="child", kind="representation", origins=[parent_id]
         )

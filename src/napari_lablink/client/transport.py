@@ -110,7 +110,7 @@ def describe_response(response: httpx.Response, limit: int = 300) -> str:
         text = response.text.strip()
         return text[:limit] if text and "<html" not in text[:200].lower() else ""
     if isinstance(body, dict):
-        for key in ("detail", "message", "error", "errors", "non_field_errors"):
+        for key in ("detail", "details", "message", "error", "errors", "non_field_errors"):
             if key in body:
                 return str(body[key])[:limit]
     return str(body)[:limit]

@@ -71,7 +71,8 @@ def to_ctzyx(data: object, dims: Sequence[str] | None = None, *, rgb: bool = Fal
     if names is None and hasattr(data, "dims") and hasattr(data, "data"):
         names = [str(d) for d in data.dims]  # an xarray.DataArray
         data = data.data
-    array = data if isinstance(data, da.Array) else da.asarray(data)
+    # name=False: dask would otherwise hash every byte of an in-memory array to name it.
+    array = data if isinstance(data, da.Array) else da.from_array(data, chunks=-1, name=False)
     if names is None:
         if rgb:
             spatial = _CONVENTIONS.get(array.ndim - 1)
@@ -141,58 +142,80 @@ def downsampled(array: da.Array, labels: bool) -> da.Array:
     return mean.astype(array.dtype)
 
 
+def _regions(shape: Sequence[int], chunks: Sequence[int], itemsize: int, limit: int):
+    """Whole-chunk regions of about ``limit`` bytes at most, in C order, with their chunk counts.
+
+    A region is a whole plane when a plane fits in ``limit``, else a row of chunks, else one
+    chunk: few enough calls for zarr to overlap the chunk writes inside each, small enough to
+    keep memory bounded whatever the image.
+    """
+    y, x = shape[3], shape[4]
+    cy, cx = chunks[3], chunks[4]
+    plane_bytes = y * x * itemsize
+    row_bytes = cy * x * itemsize
+    outer = product(*(range(0, n, k) for n, k in zip(shape[:3], chunks[:3], strict=True)))
+    for start in outer:
+        head = tuple(
+            slice(s, min(s + k, n)) for s, k, n in zip(start, chunks[:3], shape[:3], strict=True)
+        )
+        depth = math.prod(h.stop - h.start for h in head)
+        if plane_bytes * depth <= limit:
+            yield (*head, slice(0, y), slice(0, x)), -(-y // cy) * -(-x // cx)
+        elif row_bytes * depth <= limit:
+            for y0 in range(0, y, cy):
+                yield (*head, slice(y0, min(y0 + cy, y)), slice(0, x)), -(-x // cx)
+        else:
+            for y0, x0 in product(range(0, y, cy), range(0, x, cx)):
+                yield (*head, slice(y0, min(y0 + cy, y)), slice(x0, min(x0 + cx, x))), 1
+
+
 def write_blocks(
     source: da.Array,
     target: zarr.Array,
     *,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
-    workers: int = 8,
+    workers: int = 4,
+    region_bytes: int = 32 * 2**20,
 ) -> None:
-    """Write ``source`` into ``target`` one target chunk at a time, ``workers`` at once.
+    """Write ``source`` into ``target`` region by region (whole chunks), ``workers`` at once.
 
-    Only about ``2 * workers`` blocks are ever in memory, so a larger-than-memory dask array
-    streams through. Raises :class:`UploadCancelledError` soon after ``cancel`` is set.
+    At most about ``2 * workers`` regions of ``region_bytes`` are in memory, so a
+    larger-than-memory dask array streams through. Raises :class:`UploadCancelledError` soon
+    after ``cancel`` is set. ``progress`` counts chunks.
     """
     if tuple(source.shape) != tuple(target.shape):
         raise ValueError(f"shape {source.shape} does not match the target's {target.shape}")
-    chunks = target.chunks
-    grid = [range(0, n, c) for n, c in zip(target.shape, chunks, strict=True)]
-    starts = list(product(*grid))
-    total = len(starts)
+    regions = list(_regions(target.shape, target.chunks, target.dtype.itemsize, region_bytes))
+    total = sum(count for _, count in regions)
     done = 0
     lock = threading.Lock()
 
-    def write_one(start: tuple[int, ...]) -> None:
+    def write_one(region: tuple[slice, ...]) -> None:
         if cancel is not None and cancel.is_set():
             return
-        region = tuple(
-            slice(s, min(s + c, n)) for s, c, n in zip(start, chunks, target.shape, strict=True)
-        )
-        block = np.asarray(source[region].compute(scheduler="synchronous"))
-        target[region] = block
+        target[region] = np.asarray(source[region].compute(scheduler="synchronous"))
 
-    def finished(future: Future) -> None:
+    def finished(future: Future, count: int) -> None:
         nonlocal done
         future.result()
         with lock:
-            done += 1
-            count = done
+            done += count
+            now = done
         if progress is not None:
-            progress(count, total)
+            progress(now, total)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lablink-upload") as pool:
-        pending: set[Future] = set()
-        for start in starts:
+        pending: dict[Future, int] = {}
+        for region, count in regions:
             if cancel is not None and cancel.is_set():
                 break
-            pending.add(pool.submit(write_one, start))
+            pending[pool.submit(write_one, region)] = count
             if len(pending) >= 2 * workers:
-                completed, pending = wait(pending, return_when=FIRST_COMPLETED)
+                completed, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in completed:
-                    finished(future)
-        for future in pending:
-            future.result()
-            finished(future)
+                    finished(future, pending.pop(future))
+        for future, count in pending.items():
+            finished(future, count)
     if cancel is not None and cancel.is_set():
         raise UploadCancelledError("The upload was cancelled", hint="Nothing was registered")
