@@ -7,6 +7,7 @@ failing backend is pymmcore-plus given a configuration file that does not exist.
 from __future__ import annotations
 
 import csv
+import inspect
 import threading
 
 import numpy as np
@@ -79,6 +80,12 @@ def make_widget(make_napari_viewer, qtbot):
         return viewer, widget
 
     return make
+
+
+def test_napari_passes_the_viewer() -> None:
+    """napari hands a dock widget the viewer only for a parameter annotated like this."""
+    annotation = inspect.signature(PSFWidget.__init__).parameters["viewer"].annotation
+    assert annotation == "napari.viewer.Viewer"
 
 
 def test_form_prefilled_from_the_backend(make_widget) -> None:

@@ -48,7 +48,8 @@ class LiveStackDisplay:
         self.beads: Points | None = None
         self.frames: Shapes | None = None
         self.bead_yx_px: tuple[float, float] | None = None
-        self.frames_shown = 0
+        self.redraws = 0
+        self.frames_shown = 0  # camera frames the redraws brought to the screen
         self._key: tuple[object, ...] | None = None
         self._seen: tuple[int, int] | None = None
         self._scale = (1.0, 1.0)  # (z step, pixel size) in µm
@@ -158,8 +159,10 @@ class LiveStackDisplay:
         seen = (stats.run_id, stats.frames)
         if seen == self._seen and not force:
             return False
+        if self._seen is not None and self._seen[0] == stats.run_id:
+            self.frames_shown += stats.frames - self._seen[1]
         self._seen = seen
-        thumbnail = self.frames_shown % _THUMBNAIL_EVERY == 0
+        thumbnail = self.redraws % _THUMBNAIL_EVERY == 0
         versions = engine.versions()
         for c, layers in enumerate(self.channels):
             live = engine.live_stack(c)
@@ -176,7 +179,7 @@ class LiveStackDisplay:
             for layer in stale:
                 if self._alive(layer):
                     layer.refresh(thumbnail=thumbnail, extent=False, highlight=False)
-        self.frames_shown += 1
+        self.redraws += 1
         return True
 
     def _plane_on_screen(

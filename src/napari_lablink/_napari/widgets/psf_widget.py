@@ -57,6 +57,9 @@ __all__ = ["PSFWidget"]
 
 log = logging.getLogger(__name__)
 REDRAW_INTERVAL_MS = 40  # ~25 Hz: smooth to the eye, half of what software OpenGL manages
+# The table and bead markers follow the PSF results at most this often: refilling them costs
+# tens of ms, and at hundreds of frames/s results arrive faster than anyone can read them.
+PSF_UPDATE_INTERVAL_S = 0.5
 
 
 class _Bridge(QObject):
@@ -145,6 +148,8 @@ class PSFWidget(QWidget):
         self._selected_bead: int | None = None
         self._connecting = False
         self._start_when_connected: tuple[int | None] | None = None
+        self._psf_pending = False
+        self._psf_shown = 0.0
         self._redraws: list[float] = []
 
         self.form = AcquisitionForm(list(self._factories))
@@ -222,6 +227,12 @@ class PSFWidget(QWidget):
     @property
     def display(self) -> LiveStackDisplay:
         return self._display
+
+    @property
+    def redraw_timer(self) -> QTimer:
+        """The display-rate timer (a benchmark stops it to drive redraws itself)."""
+        assert self._res.timer is not None
+        return self._res.timer
 
     @property
     def results(self) -> dict[int, PSFResult]:
@@ -325,6 +336,7 @@ class PSFWidget(QWidget):
             return False
         self._display.ensure_layers(engine, geometry, self._colormaps, self.form.pixel_size.value())
         drawn = self._display.redraw(engine)
+        self._show_psf()
         if drawn:
             now = time.perf_counter()
             self._redraws = [t for t in self._redraws if now - t < 1.0] + [now]
@@ -414,8 +426,18 @@ class PSFWidget(QWidget):
             self._report(message)
 
     def _on_psf(self, result: PSFResult) -> None:
+        """Keep the newest result; the timer shows it (newest wins here too)."""
         self._results[result.channel] = result
-        if result.channel != self.psf_channel.currentIndex():
+        if result.channel == self.psf_channel.currentIndex():
+            self._psf_pending = True
+
+    def _show_psf(self, *, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and (not self._psf_pending or now - self._psf_shown < PSF_UPDATE_INTERVAL_S):
+            return
+        self._psf_pending, self._psf_shown = False, now
+        result = self._results.get(self.psf_channel.currentIndex())
+        if result is None:
             return
         self._follow_selection(result)
         self.table.show_result(result, self._selected_bead)
@@ -439,9 +461,7 @@ class PSFWidget(QWidget):
         show_warning(message)
 
     def _on_psf_channel(self, index: int) -> None:
-        result = self._results.get(index)
-        if result is not None:
-            self._on_psf(result)
+        self._show_psf(force=True)
 
     def _on_scale_changed(self) -> None:
         engine = self._res.engine
