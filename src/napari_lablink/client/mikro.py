@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import zarr
 
+from napari_lablink.client.browse import Entry, split_tags
 from napari_lablink.client.colors import parse_color, wavelength_to_rgb
 from napari_lablink.client.connection import Server
 from napari_lablink.client.datalayer import GrantedStore, S3Grant, lazy_array
@@ -70,6 +71,16 @@ mutation RequestZarrAccess($input: RequestZarrAccessInput!) {
   }
 }"""
 
+LIST_REPRESENTATIONS = """
+query Representations($name: String, $tags: [String], $limit: Int, $offset: Int) {
+  representations(name: $name, tags: $tags, limit: $limit, offset: $offset) { id name shape tags }
+}"""
+
+LIST_IMAGES = """
+query Images($filters: ImageFilter, $pagination: OffsetPaginationInput) {
+  images(filters: $filters, pagination: $pagination) { id name tags store { shape dtype } }
+}"""
+
 _AUTH_WORDS = ("token", "authenticat", "permission", "unauthori", "credential", "not allowed")
 _MISSING_WORDS = ("does not exist", "not found", "no representation", "no image", "matching query")
 _ENDPOINT_HINT = (
@@ -92,9 +103,78 @@ class MikroServer(Server):
             auth=HeaderAuth(httpx.URL(base), "Bearer", lambda: self.credentials.token),
             secrets=lambda: self.credentials.secrets,
         )
+        #: The generation whose listing query this server answered ("representation"/"image").
+        self._listing: str | None = None
 
     def _close(self) -> None:
         self.transport.close()
+
+    # -- browsing -------------------------------------------------------------------------------
+
+    def browse(
+        self, query: str = "", *, parent: str | None = None, offset: int = 0, limit: int = 50
+    ) -> list[Entry]:
+        """Images (generation 2, by search text) or representations (generation 1, by name and
+        ``#tag`` words) of this server, ``limit`` from ``offset``; mikro has no folders, so
+        ``parent`` must be None.
+
+        The URI does not say the generation, so the listing that fits the prefix is tried first
+        (a prefix usually means generation 2) and the other one if the server lacks the field.
+        """
+        self._check_open()
+        if parent is not None:
+            raise ConfigurationError(
+                "mikro lists no folders", server=self.label, obj=parent, hint="Browse from the top"
+            )
+        first = "image" if self.uri.prefix else "representation"
+        order = [first, "representation" if first == "image" else "image"]
+        if self._listing is not None:
+            order = [self._listing]
+        failure: ProtocolError | None = None
+        for kind in order:
+            try:
+                entries = self._list(kind, query, offset, limit)
+            except ProtocolError as exc:
+                failure = failure or exc
+                continue
+            self._listing = kind
+            return entries
+        assert failure is not None
+        raise failure
+
+    def _list(self, kind: str, query: str, offset: int, limit: int) -> list[Entry]:
+        # The S3 endpoint names no secret and makes a copied URI open anywhere.
+        endpoint = self.options.get("s3") or self.credentials.s3
+        options = (("s3", endpoint),) if endpoint else ()
+        if kind == "representation":
+            name, tags = split_tags(query)
+            variables = {"name": name or None, "tags": tags or None, "limit": limit}
+            found = self.graphql(
+                LIST_REPRESENTATIONS, variables | {"offset": offset}, obj="representations"
+            )["representations"]
+        else:
+            variables = {
+                "filters": {"search": query} if query.strip() else None,
+                "pagination": {"offset": offset, "limit": limit},
+            }
+            found = self.graphql(LIST_IMAGES, variables, obj="images")["images"]
+        entries = []
+        for item in found or []:
+            store = (item.get("store") or {}) if kind == "image" else item
+            shape = store.get("shape")
+            uri = replace(self.uri, kind=kind, object_id=str(item["id"]), options=options)
+            entries.append(
+                Entry(
+                    uri=str(uri),
+                    name=item.get("name") or f"{kind} {item['id']}",
+                    kind="image",
+                    shape=tuple(shape) if shape else None,
+                    dims=DIMS if shape and len(shape) == len(DIMS) else None,
+                    dtype=store.get("dtype") if kind == "image" else None,
+                    tags=tuple(item.get("tags") or ()),
+                )
+            )
+        return entries
 
     def upload(
         self,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -23,6 +23,7 @@ import imagecodecs
 import numpy as np
 from dask.base import tokenize
 
+from napari_lablink.client.browse import Entry
 from napari_lablink.client.colors import parse_color
 from napari_lablink.client.connection import Server
 from napari_lablink.client.errors import (
@@ -207,6 +208,51 @@ class PimsServer(Server):
             plane = f"channel {channel}, z {z}, t {t}" if channel is not None else f"z {z}, t {t}"
             raise self._refusal(response, path, f"the window ({shown}; {plane})")
         return response
+
+    # -- browsing -----------------------------------------------------------------------------
+
+    def browse(
+        self, query: str = "", *, parent: str | None = None, offset: int = 0, limit: int = 50
+    ) -> list[Entry]:
+        """The image file at path ``query`` (PIMS has no listing route): one entry, read from
+        its ``info``, or none for an empty path or a later page."""
+        self._check_open()
+        path = query.strip().strip("/")
+        if parent is not None:
+            raise ConfigurationError(
+                "PIMS lists no folders", server=self.label, obj=parent, hint="Type a file's path"
+            )
+        if not path or offset > 0 or limit < 1:
+            return []
+        image, channel_items, _ = self._parse_info(self._get_json(path, "info"), path)
+        n_channels = int(image["n_channels"])
+        shape = (
+            n_channels,
+            int(image.get("duration") or 1),
+            int(image.get("depth") or 1),
+            int(image["height"]),
+            int(image["width"]),
+        )
+        names = [
+            str(item.get("suggested_name") or f"Channel {i}")
+            for i, item in enumerate(_pad(channel_items, n_channels))
+        ]
+        return [
+            Entry(
+                uri=str(replace(self.uri, kind="file", object_id=path, options=())),
+                name=path.rsplit("/", 1)[-1],
+                kind="image",
+                shape=shape,
+                dims=DIMS,
+                dtype=str(image.get("pixel_type") or "") or None,
+                pixel_size={
+                    d: float(image[f"physical_size_{d}"])
+                    for d in ("z", "y", "x")
+                    if image.get(f"physical_size_{d}")
+                },
+                channels=tuple(names),
+            )
+        ]
 
     # -- opening ------------------------------------------------------------------------------
 

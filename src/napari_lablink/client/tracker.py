@@ -25,6 +25,7 @@ from typing import IO, Any
 import httpx
 import numpy as np
 
+from napari_lablink.client.browse import Entry
 from napari_lablink.client.colors import parse_color
 from napari_lablink.client.connection import Server
 from napari_lablink.client.errors import (
@@ -35,6 +36,7 @@ from napari_lablink.client.errors import (
     ProtocolError,
 )
 from napari_lablink.client.models import Channel, RemoteImage
+from napari_lablink.client.tracker_browse import browse_tracker
 from napari_lablink.client.tracker_channels import (
     ChannelCache,
     channel_file,
@@ -336,6 +338,14 @@ class TrackerServer(Server):
             params["label"] = run_label
         found = self._json("GET", "runs/", params=params, obj="runs")
         return [TrackerRun.model_validate(run) for run in _as_list(self, found, "runs/")]
+
+    def browse(
+        self, query: str = "", *, parent: str | None = None, offset: int = 0, limit: int = 50
+    ) -> list[Entry]:
+        """Runs (``query`` = an exact label or name), or with ``parent`` a run's FOVs or an
+        image's channels (``query`` = a substring); ``limit`` entries from ``offset``."""
+        self._check_open()
+        return browse_tracker(self, query, parent, offset, limit)
 
     def run(self, run_label: str) -> TrackerRun:
         """The run with this label."""

@@ -1,0 +1,37 @@
+"""Browsing PIMS by path against the real Cytomine PIMS 1.0.0 (it has no listing route)."""
+
+from __future__ import annotations
+
+import pytest
+
+from napari_lablink.client.connection import connect
+from napari_lablink.client.errors import ConfigurationError, NotFoundError
+from napari_lablink.client.pims import PimsServer
+from napari_lablink.testing.pims_images import TestImage
+from napari_lablink.testing.pims_server import RealPims
+
+pytestmark = [pytest.mark.pims, pytest.mark.timeout(900)]
+
+
+def test_a_path_lists_its_image_with_the_facts_of_info(
+    real_pims: RealPims, pims_images: dict[str, TestImage]
+) -> None:
+    image = pims_images["multichannel"]
+    path = real_pims.path(image.path)
+    with connect(f"pims+http://127.0.0.1:{real_pims.port}") as server:
+        assert isinstance(server, PimsServer)
+        (entry,) = server.browse(f"/{path}")
+        assert entry.uri == real_pims.uri(image.path)
+        assert entry.name == "multichannel.ome.tif" and entry.kind == "image"
+        assert entry.shape == (3, 1, 1, 300, 412) and entry.dims == ("c", "t", "z", "y", "x")
+        assert entry.dtype == "uint16"
+        assert entry.channels == ("DAPI", "GFP", "mCherry")
+        assert entry.pixel_size == {"y": 0.325, "x": 0.325}
+        assert not entry.has_children
+        assert server.get(entry.uri).shape == entry.shape
+        assert server.browse("") == []
+        assert server.browse(path, offset=1) == []
+        with pytest.raises(NotFoundError, match=r"upload-missing/nothing\.ome\.tif"):
+            server.browse("upload-missing/nothing.ome.tif")
+        with pytest.raises(ConfigurationError, match="no folders"):
+            server.browse(path, parent=entry.uri)
