@@ -11,14 +11,20 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import product
 from typing import Any
 
 import dask.array as da
+import numpy as np
 import obstore.exceptions as obx
 import zarr
+from dask.array.core import normalize_chunks
+from dask.highlevelgraph import HighLevelGraph, Layer, MaterializedLayer
 from obstore.store import S3Store
 from zarr.storage import ObjectStore, WrapperStore
 
@@ -187,12 +193,93 @@ class GrantedStore(WrapperStore[ObjectStore]):
         return await self._call("delete", key)
 
 
+#: Chunk reads that one compute may have in flight at once, across all images. zarr's own event
+#: loop does the I/O; these threads only wait for it, so they cost little.
+_PREFETCH_THREADS = 16
+#: Prefetched chunks not collected by then were for a compute that failed: forget them.
+_PREFETCH_TTL = 120.0
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _prefetch_executor() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(_PREFETCH_THREADS, thread_name_prefix="lablink-chunks")
+        return _executor
+
+
+class _ChunkReader:
+    """Reads chunks of one zarr array; chunks a compute will need are fetched together.
+
+    dask computes with as many threads as there are cores (two here), so a plane of sixteen
+    chunks would take eight round trips. When dask culls a graph it says which chunks the compute
+    needs: :meth:`prefetch` starts them all at once and each task collects its own.
+    """
+
+    def __init__(self, array: zarr.Array) -> None:
+        self._array = array
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[int, ...], tuple[float, Future]] = {}
+
+    def region(self, index: tuple[int, ...]) -> tuple[slice, ...]:
+        return tuple(
+            slice(i * c, min((i + 1) * c, n))
+            for i, c, n in zip(index, self._array.chunks, self._array.shape, strict=True)
+        )
+
+    def read(self, index: tuple[int, ...]) -> np.ndarray:
+        with self._lock:
+            entry = self._pending.pop(index, None)
+        if entry is not None:
+            return entry[1].result()
+        return self._array[self.region(index)]
+
+    def prefetch(self, indices: list[tuple[int, ...]]) -> None:
+        now = time.monotonic()
+        executor = _prefetch_executor()
+        with self._lock:
+            for index, (started, future) in list(self._pending.items()):
+                if now - started > _PREFETCH_TTL:
+                    future.cancel()
+                    del self._pending[index]
+            for index in indices:
+                if index not in self._pending:
+                    future = executor.submit(self._array.__getitem__, self.region(index))
+                    self._pending[index] = (now, future)
+
+
+class _ChunkLayer(MaterializedLayer):
+    """The graph layer of a remote zarr array: tells its reader what a compute needs."""
+
+    def __init__(self, tasks: dict, reader: _ChunkReader, prefix: int) -> None:
+        super().__init__(tasks)
+        self._reader = reader
+        self._prefix = prefix
+
+    def cull(self, keys: set, all_hlg_keys: Collection) -> tuple[Layer, Mapping]:
+        needed = [key[self._prefix :] for key in keys if key in self.mapping]
+        if 1 < len(needed) <= _PREFETCH_LIMIT:
+            self._reader.prefetch(needed)
+        return super().cull(keys, all_hlg_keys)
+
+
+#: Above this many chunks (a full read of a big image) a compute is left to dask's own pace, so
+#: prefetched chunks never pile up in memory faster than they are used.
+_PREFETCH_LIMIT = 64
+
+
 def lazy_array(array: zarr.Array, name: str) -> da.Array:
     """A dask array over a zarr array with one dask chunk per zarr chunk.
 
-    Matching the server's chunks means a napari plane fetches exactly the chunks it covers. The
-    zarr array is inlined in the graph so dask does not tokenize (hash) the remote store.
+    Matching the server's chunks means a napari plane fetches exactly the chunks it covers, and
+    the chunks of one compute are fetched concurrently (see :class:`_ChunkReader`).
     """
-    return da.from_array(
-        array, chunks=array.chunks, name=name, inline_array=True, asarray=False, fancy=False
-    )
+    reader = _ChunkReader(array)
+    key = f"{name}-{uuid.uuid4().hex[:12]}"
+    grid = [range(-(-n // c)) for n, c in zip(array.shape, array.chunks, strict=True)]
+    tasks = {(key, *index): (reader.read, tuple(index)) for index in product(*grid)}
+    graph = HighLevelGraph({key: _ChunkLayer(tasks, reader, 1)}, {key: set()})
+    chunks = normalize_chunks(array.chunks, array.shape)
+    return da.Array(graph, key, chunks=chunks, dtype=array.dtype)
