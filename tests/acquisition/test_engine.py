@@ -246,8 +246,7 @@ def test_a_lease_keeps_a_stack_intact_while_acquisition_goes_on():
         with engine.lease_newest(0) as leased:
             copy = leased.data.copy()
             version = leased.version
-            assert engine.wait_for_stacks(20, timeout=5)
-            assert engine.versions()[0] > version + 5
+            assert wait_until(lambda: engine.versions()[0] > version + 5, 5)
             np.testing.assert_array_equal(leased.data, copy)  # not overwritten meanwhile
             with engine.lease_newest(0) as second:
                 # a second pinned slot would leave the writer none: the reader gets a copy
@@ -255,8 +254,9 @@ def test_a_lease_keeps_a_stack_intact_while_acquisition_goes_on():
                 assert not np.shares_memory(second.data, engine.newest_stack(0).data)
         unleased = engine.newest_stack(0)
         assert engine.is_current(unleased)
-        assert engine.wait_for_stacks(30, timeout=5)
-        assert not engine.is_current(unleased)  # its slot has been recycled since
+        # three slots: two more stacks later the writer is back in this one
+        assert wait_until(lambda: engine.versions()[0] >= unleased.version + 3, 5)
+        assert not engine.is_current(unleased)
 
 
 def test_a_failing_callback_does_not_stop_acquisition():
@@ -285,5 +285,6 @@ def test_statistics_count_frames_and_latency():
     assert stats.frames == 50
     assert stats.stacks_completed == 5
     assert stats.mean_frames_per_second > 0
-    assert 0 < stats.latency_mean_ms <= stats.latency_p95_ms <= stats.latency_max_ms
+    assert 0 < stats.latency_mean_ms <= stats.latency_max_ms
+    assert 0 < stats.latency_p95_ms <= stats.latency_max_ms
     assert not stats.running

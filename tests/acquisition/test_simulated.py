@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -127,17 +129,15 @@ def test_a_slow_consumer_makes_the_camera_drop_frames():
     def frame(image, info):
         original(image, info)
         if len(slow.infos) == 5:
-            import time
-
             time.sleep(0.05)  # 50 frame periods: the 2-frame ring overflows
 
     slow.frame = frame
     sim.start(StackPlan(n_slices=10, n_stacks=10), slow)
     assert slow.done.wait(5)
     numbers = [i.frame_number for i in slow.infos]
-    assert numbers[:5] == [0, 1, 2, 3, 4]
-    assert numbers[5] - numbers[4] > 40  # the frames in between were lost
-    assert numbers == sorted(numbers)
+    assert numbers[0] == 0
+    assert numbers[5] - numbers[4] > 40  # the frames due during the stall were lost
+    assert numbers == sorted(set(numbers))
 
 
 def test_camera_failure_ends_the_run_with_the_error():

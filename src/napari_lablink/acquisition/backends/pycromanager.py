@@ -66,6 +66,7 @@ class PycromanagerBackend:
         port: int = DEFAULT_BRIDGE_PORT,
         timeout_ms: int = 2500,
         park_stage: bool = True,
+        stop_timeout_s: float = 30.0,
     ) -> None:
         self.python_backend = python_backend
         self._mm_app_path = None if mm_app_path is None else str(mm_app_path)
@@ -73,6 +74,7 @@ class PycromanagerBackend:
         self.port = port
         self.timeout_ms = timeout_ms
         self.park_stage = park_stage
+        self.stop_timeout_s = stop_timeout_s
         self._started_headless = False
         self._core: Any = None
         self._acq: Any = None
@@ -192,7 +194,12 @@ class PycromanagerBackend:
                 self.core.stop(self._focus)
         with contextlib.suppress(Exception):
             acq.mark_finished()
-        waiter.join()
+        waiter.join(self.stop_timeout_s)
+        if waiter.is_alive():
+            raise AcquisitionError(
+                f"pycromanager's acquisition did not finish within {self.stop_timeout_s:.0f} s "
+                "of being aborted; Micro-Manager may need a restart"
+            )
 
     def close(self) -> None:
         self.stop()
@@ -214,8 +221,9 @@ class PycromanagerBackend:
             error = None  # an abort we asked for is not a failure
         if self.park_stage and self._z_home is not None and self._focus:
             try:
-                self.core.set_position(self._focus, self._z_home)
-                self.core.wait_for_device(self._focus)
+                if abs(float(self.core.get_position(self._focus)) - self._z_home) > 1e-6:
+                    self.core.set_position(self._focus, self._z_home)
+                    self.core.wait_for_device(self._focus)
             except Exception as exc:
                 error = error or exc
         feeder.sink.finished(error)

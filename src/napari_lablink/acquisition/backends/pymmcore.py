@@ -59,12 +59,14 @@ class PymmcorePlusBackend:
         config_file: str | Path | None = None,
         adapter_paths: tuple[str | Path, ...] = (),
         park_stage: bool = True,
+        stop_timeout_s: float = 30.0,
     ) -> None:
         self._mmc = mmcore
         self._config_file = None if config_file is None else str(config_file)
         self._adapter_paths = tuple(str(p) for p in adapter_paths)
         self._owns_core = False
         self.park_stage = park_stage
+        self.stop_timeout_s = stop_timeout_s
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -171,7 +173,12 @@ class PymmcorePlusBackend:
             # stop a z move in flight: what the seed's core.stop("Z") was meant to do
             with contextlib.suppress(Exception):
                 mmc.stop(focus)
-        thread.join()
+        thread.join(self.stop_timeout_s)
+        if thread.is_alive():
+            raise AcquisitionError(
+                f"the pymmcore-plus MDA did not finish within {self.stop_timeout_s:.0f} s of "
+                "being cancelled; check the hardware"
+            )
 
     def close(self) -> None:
         self.stop()
@@ -260,8 +267,9 @@ class PymmcorePlusBackend:
             error = listener.missing_frames_error()
         if self.park_stage and z_home is not None and focus:
             try:
-                mmc.setPosition(focus, z_home)
-                mmc.waitForDevice(focus)
+                if abs(mmc.getPosition(focus) - z_home) > 1e-6:
+                    mmc.setPosition(focus, z_home)
+                    mmc.waitForDevice(focus)
             except Exception as exc:
                 error = error or exc
         listener.sink.finished(error)
