@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import napari
 
-__all__ = ["open_upload_widget"]
+__all__ = ["open_tracker_upload_widget", "open_upload_widget"]
 
 PLUGIN = "napari-lablink"
 
@@ -12,3 +12,8 @@ PLUGIN = "napari-lablink"
 def open_upload_widget(viewer: napari.viewer.Viewer) -> None:
     """File > IO Utilities > Upload to mikro..."""
     viewer.window.add_plugin_dock_widget(PLUGIN, "Upload to mikro")
+
+
+def open_tracker_upload_widget(viewer: napari.viewer.Viewer) -> None:
+    """File > IO Utilities > Upload to MIBItracker..."""
+    viewer.window.add_plugin_dock_widget(PLUGIN, "Upload to MIBItracker")

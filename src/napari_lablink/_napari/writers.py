@@ -1,19 +1,30 @@
-"""npe2 writer: ``viewer.layers.save("mikro+http://HOST:PORT/image", plugin="napari-lablink")``.
+"""npe2 writer for server targets: ``viewer.layers.save(URI, plugin="napari-lablink")``.
 
 The path names the server and the kind of object; the server assigns the id. The writer returns
-the URIs of what it created (napari reports them as the written paths).
+the URIs of what it created (napari reports them as the written paths). npe2 allows one writer
+without file extensions per plugin to be found, so :func:`write_remote` dispatches on the scheme:
+``mikro+http://HOST:PORT/image`` uploads to mikro, ``mibi+http://HOST:PORT/runs/LABEL`` saves the
+layers as a MIBItiff and uploads it to that MIBItracker run.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from napari_lablink._napari.tracker_upload import upload_layers_to_run
 from napari_lablink._napari.upload_layers import jobs_from_layer_data
 from napari_lablink.client.connection import shared_connection
 from napari_lablink.client.errors import ConfigurationError
 from napari_lablink.uri import parse_uri
 
-__all__ = ["write_mikro"]
+__all__ = ["write_mikro", "write_remote"]
+
+
+def write_remote(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
+    """Upload layers to the server ``path`` names (mikro, or a MIBItracker run)."""
+    if parse_uri(path).scheme == "mibi":
+        return upload_layers_to_run(path, layer_data)
+    return write_mikro(path, layer_data)
 
 
 def write_mikro(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:

@@ -1,0 +1,179 @@
+"""The "Upload to MIBItracker" dock widget: add the selected image layer as a channel of an image.
+
+The upload runs in a worker thread (napari's ``thread_worker``) so the viewer stays responsive;
+the result or the error goes to a notification and the status line. The layer is only read:
+whatever happens, the viewer's layers stay as they are. Saving several channel layers as a
+MIBItiff to a run is the writer's job (File > Save Layers to ``mibi+http://HOST/runs/LABEL``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_lablink._napari.tracker_upload import upload_channel_layer
+from napari_lablink.client.errors import LablinkError
+from napari_lablink.uri import parse_uri
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["TrackerUploadWidget"]
+
+TITLE = "Upload to MIBItracker"
+
+
+class TrackerUploadWidget(QWidget):
+    """Uploads one 2-D image layer as a new channel of a tracker image."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self._worker: Any = None
+        self.last_uri: str | None = None
+        #: The channel name follows the layer until the user types one of their own.
+        self._channel_edited = False
+
+        self.layer = QComboBox()
+        self.target = QLineEdit()
+        self.target.setPlaceholderText("mibi+http://HOST:PORT/images/ID")
+        self.target.setToolTip(
+            "The tracker image that gets the channel; log in with LABLINK_MIBI_EMAIL and "
+            "LABLINK_MIBI_PASSWORD or the server's table in servers.toml"
+        )
+        self.channel = QLineEdit()
+        self.channel.setPlaceholderText("channel name (default: the layer's)")
+        self.channel.textEdited.connect(self._channel_typed)
+        self.upload_button = QPushButton("Upload")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        form = QFormLayout()
+        form.addRow("Layer", self.layer)
+        form.addRow("Image", self.target)
+        form.addRow("Channel", self.channel)
+        heading = QLabel("<b>Upload a layer as a new channel of a MIBItracker image</b>")
+        heading.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading)
+        layout.addLayout(form)
+        layout.addWidget(self.upload_button)
+        layout.addWidget(self.status)
+        layout.addStretch()
+
+        self.upload_button.clicked.connect(self.upload)
+        self.layer.currentTextChanged.connect(self._layer_chosen)
+        # Tracked so close() can undo exactly what __init__ did.
+        self._connections = [
+            (viewer.layers.events.inserted, self._refresh_layers),
+            (viewer.layers.events.removed, self._refresh_layers),
+            (viewer.layers.selection.events.active, self._refresh_layers),
+        ]
+        for signal, slot in self._connections:
+            signal.connect(slot)
+        self._refresh_layers()
+        self.target.setText(self._default_target())
+
+    def _default_target(self) -> str:
+        """The image of the first layer opened from a tracker, if any."""
+        for layer in self.viewer.layers:
+            uri = (layer.metadata or {}).get("lablink", {}).get("uri")
+            if not uri or not str(uri).startswith("mibi"):
+                continue
+            image_id = (layer.metadata["lablink"].get("server_metadata") or {}).get("image_id")
+            if image_id is not None:
+                return f"{parse_uri(uri).server}/images/{image_id}"
+        return ""
+
+    def _refresh_layers(self, event: Any = None) -> None:
+        active = self.viewer.layers.selection.active
+        names = [layer.name for layer in self.viewer.layers if layer._type_string == "image"]
+        current = active.name if active is not None and active.name in names else None
+        current = current or self.layer.currentText()
+        self.layer.blockSignals(True)
+        self.layer.clear()
+        self.layer.addItems(names)
+        if current in names:
+            self.layer.setCurrentText(current)
+        self.layer.blockSignals(False)
+        self._layer_chosen(self.layer.currentText())
+
+    def _layer_chosen(self, name: str) -> None:
+        if not self._channel_edited:
+            self.channel.setText(name)
+
+    def _channel_typed(self, text: str) -> None:
+        self._channel_edited = bool(text.strip())
+
+    def upload(self) -> None:
+        """Start the upload (returns at once; the work runs in a thread)."""
+        name = self.layer.currentText()
+        if name not in self.viewer.layers:
+            self._failed("choose an image layer to upload")
+            return
+        layer = self.viewer.layers[name]
+        data = layer.data[0] if layer.multiscale else layer.data
+        if layer.rgb or data.ndim != 2:
+            self._failed(
+                f"layer {name!r} has shape {tuple(data.shape)}; a tracker channel is one 2-D "
+                "grayscale plane"
+            )
+            return
+        target = self.target.text().strip()
+        channel = self.channel.text().strip() or name
+        self.upload_button.setEnabled(False)
+        self.status.setText(f"Uploading {name!r} as channel {channel!r}...")
+        self._worker = self._upload_worker(target, data, channel)
+        self._worker.returned.connect(lambda outcome: self._done(outcome, channel))
+        self._worker.finished.connect(lambda: self.upload_button.setEnabled(True))
+        self._worker.start()
+
+    @thread_worker
+    def _upload_worker(self, target: str, data: Any, channel: str):
+        # Failures are returned, not raised: napari relays a worker's exception as an error
+        # notification with a traceback, and the user should get our message instead.
+        try:
+            return upload_channel_layer(target, data, channel), None
+        except Exception as exc:
+            return None, exc
+
+    def _done(self, outcome: tuple[str | None, Exception | None], channel: str) -> None:
+        uri, error = outcome
+        if error is not None:
+            if isinstance(error, LablinkError):
+                self._failed(str(error))
+            else:
+                self._failed(f"unexpected {type(error).__name__}: {error}")
+            return
+        self.last_uri = uri
+        message = f"Uploaded channel {channel!r} to {uri}"
+        self.status.setText(message)
+        show_info(f"{TITLE}: {message}")
+
+    def _failed(self, reason: str) -> None:
+        message = f"{TITLE} failed: {reason}"
+        self.status.setText(message)
+        show_error(message)
+
+    def closeEvent(self, event: Any) -> None:
+        self.close_connections()
+        super().closeEvent(event)
+
+    def close_connections(self) -> None:
+        """Disconnect from the viewer's events."""
+        for signal, slot in self._connections:
+            signal.disconnect(slot)
+        self._connections = []
