@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 _ENV = ("LABLINK_TOKEN", "LABLINK_MIBI_EMAIL", "LABLINK_MIBI_PASSWORD", "LABLINK_S3_ENDPOINT")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_root_logger():
+    """Importing pymmcore_plus sets the root logger to DEBUG for the whole process; every later
+    test would then capture (and format) every library's debug records, and botocore's are
+    malformed. Each test starts at WARNING; caplog.set_level still works inside a test."""
+    root = logging.getLogger()
+    root.setLevel(logging.WARNING)
+    yield
+    root.setLevel(logging.WARNING)  # also for session fixtures set up before the next test
 
 
 @pytest.fixture(autouse=True)
