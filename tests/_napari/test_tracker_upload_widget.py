@@ -1,0 +1,177 @@
+"""The "Upload to MIBItracker" dock widget: a layer becomes a channel of a tracker image over real
+HTTP to the stand-in, read back through the mibi reader; failures are notifications and leave the
+layers alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from napari.utils.notifications import notification_manager
+
+from napari_lablink._napari.widgets.tracker_upload_widget import TrackerUploadWidget
+from napari_lablink.testing.tracker_server import TrackerStandIn
+
+pytestmark = pytest.mark.viewer
+
+RNG = np.random.default_rng(13)
+SIZE = 32
+PLUGIN = "napari-lablink"
+
+
+@pytest.fixture
+def tracker(monkeypatch) -> Iterator[TrackerStandIn]:
+    with TrackerStandIn() as stand_in:
+        run = stand_in.add_run("20240115-A", "tonsil run")
+        dsdna = RNG.integers(0, 300, size=(SIZE, SIZE), dtype=np.uint16)
+        stand_in.image_id = stand_in.add_image(  # type: ignore[attr-defined]
+            run, "FOV1", {"dsDNA": (89, dsdna)}, 160.0
+        )
+        monkeypatch.setenv("LABLINK_MIBI_EMAIL", stand_in.email)
+        monkeypatch.setenv("LABLINK_MIBI_PASSWORD", stand_in.password)
+        yield stand_in
+
+
+@pytest.fixture
+def notifications() -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(event) -> None:
+        seen.append(str(event.message))
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+
+
+def image_uri(tracker: TrackerStandIn, image_id: int | None = None) -> str:
+    return f"mibi+http://127.0.0.1:{tracker.port}/images/{image_id or tracker.image_id}"
+
+
+def run_upload(widget: TrackerUploadWidget, qtbot) -> None:
+    widget.upload()
+    assert not widget.upload_button.isEnabled()  # returned at once; the work is in a thread
+    qtbot.waitUntil(widget.upload_button.isEnabled, timeout=30000)
+
+
+def test_selected_layer_becomes_a_channel(
+    make_napari_viewer, tracker: TrackerStandIn, qtbot, notifications
+) -> None:
+    viewer = make_napari_viewer()
+    other = viewer.add_image(np.zeros((SIZE, SIZE), np.uint16), name="other")
+    mask = RNG.integers(0, 5, size=(SIZE, SIZE), dtype=np.uint16)
+    viewer.add_image(mask, name="segmentation", scale=(5.0, 5.0), units="um")
+    widget = TrackerUploadWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.layer.currentText() == "segmentation"  # the selected (last added) layer
+    assert widget.channel.text() == "segmentation"
+    viewer.layers.selection.active = other
+    assert widget.layer.currentText() == "other" and widget.channel.text() == "other"
+    widget.layer.setCurrentText("segmentation")
+    widget.target.setText(image_uri(tracker))
+    run_upload(widget, qtbot)
+
+    assert widget.last_uri == image_uri(tracker)
+    assert any("Uploaded channel 'segmentation'" in n and image_uri(tracker) in n
+               for n in notifications)  # fmt: skip
+    np.testing.assert_array_equal(tracker.image_channels(tracker.image_id)["segmentation"], mask)
+    signed = [r for r in tracker.requests if "upload_channel" in r.path]
+    assert len(signed) == 1
+    assert list(viewer.layers) == [other, viewer.layers["segmentation"]]
+    np.testing.assert_array_equal(viewer.layers["segmentation"].data, mask)  # untouched
+    viewer.layers.clear()
+    layers = viewer.open(image_uri(tracker), plugin=PLUGIN)
+    by_name = {layer.name: layer for layer in layers}
+    assert set(by_name) == {"dsDNA (89)", "segmentation"}
+    np.testing.assert_array_equal(np.asarray(by_name["segmentation"].data), mask)
+    widget.close()
+
+
+def test_channel_name_and_float_data_from_a_tracker_layer(
+    make_napari_viewer, tracker: TrackerStandIn, qtbot
+) -> None:
+    viewer = make_napari_viewer()
+    (dsdna,) = viewer.open(image_uri(tracker), plugin=PLUGIN)
+    density = RNG.random((SIZE, SIZE)).astype(np.float32)
+    viewer.add_image(density, name="density")
+    widget = TrackerUploadWidget(viewer)
+    qtbot.addWidget(widget)
+    # The target defaults to the image a layer came from; a typed name survives layer changes.
+    assert widget.target.text() == image_uri(tracker)
+    widget.channel.textEdited.emit("cell density")
+    widget.channel.setText("cell density")
+    viewer.layers.selection.active = dsdna
+    widget.layer.setCurrentText("density")
+    assert widget.channel.text() == "cell density"
+    run_upload(widget, qtbot)
+    stored = tracker.image_channels(tracker.image_id)["cell density"]
+    assert stored.dtype == np.float32  # floats go as a float32 TIFF
+    np.testing.assert_array_equal(stored, density)
+    widget.close()
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        ("unknown image", "Not found"),
+        ("bad password", "Unable to log in with provided credentials."),
+        ("server down", "The server could not be reached"),
+        ("not an image uri", "is not a MIBItracker upload target"),
+    ],
+)
+def test_failures_are_notifications_and_leave_layers_alone(
+    make_napari_viewer, tracker: TrackerStandIn, qtbot, notifications, monkeypatch, case, words
+) -> None:
+    viewer = make_napari_viewer()
+    data = RNG.integers(0, 9, size=(SIZE, SIZE), dtype=np.uint16)
+    viewer.add_image(data, name="keep me")
+    widget = TrackerUploadWidget(viewer)
+    qtbot.addWidget(widget)
+    target = image_uri(tracker)
+    if case == "unknown image":
+        target = image_uri(tracker, 4242)
+    elif case == "bad password":
+        monkeypatch.setenv("LABLINK_MIBI_PASSWORD", "not-my-password")
+    elif case == "server down":
+        tracker.stop()
+    else:
+        target = f"mibi+http://127.0.0.1:{tracker.port}/runs/20240115-A/FOV1"
+    widget.target.setText(target)
+    run_upload(widget, qtbot)
+
+    failures = [n for n in notifications if n.startswith("Upload to MIBItracker failed")]
+    assert len(failures) == 1 and words in failures[0], notifications
+    assert "not-my-password" not in failures[0] and tracker.password not in failures[0]
+    assert widget.status.text() == failures[0]
+    assert widget.last_uri is None
+    assert [layer.name for layer in viewer.layers] == ["keep me"]
+    np.testing.assert_array_equal(viewer.layers["keep me"].data, data)
+    if case != "server down":
+        assert set(tracker.image_channels(tracker.image_id)) == {"dsDNA"}
+    widget.close()
+
+
+def test_non_plane_layers_are_refused_before_any_request(
+    make_napari_viewer, tracker: TrackerStandIn, qtbot, notifications
+) -> None:
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((3, SIZE, SIZE), np.uint16), name="stack")
+    widget = TrackerUploadWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.target.setText(image_uri(tracker))
+    tracker.clear_requests()
+    widget.upload()
+    assert widget.upload_button.isEnabled()
+    assert any("'stack' has shape (3, 32, 32)" in n and "2-D" in n for n in notifications)
+    assert tracker.requests == []
+    widget.close()
+
+
+def test_menu_command_opens_the_widget(make_napari_viewer) -> None:
+    from napari_lablink._napari.commands import open_tracker_upload_widget
+
+    viewer = make_napari_viewer()
+    open_tracker_upload_widget(viewer)
+    assert any("Upload to MIBItracker" in name for name in viewer.window.dock_widgets)
