@@ -1,0 +1,575 @@
+"""The "Lablink browser" dock widget: server profiles, connect, search, page, open.
+
+Everything that talks to a server (connecting and logging in, listing a page) runs in napari's
+worker threads, so a slow or dead server never freezes the viewer. napari turns exceptions
+raised in workers into traceback notifications, so the workers here never raise: they return
+a :class:`_Outcome` and the widget shows the error itself, next to the profile it concerns.
+Opening goes through napari's reader (``viewer.open(uri, plugin="napari-lablink")``), exactly
+as a URI typed or pasted anywhere else would.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from napari.qt.threading import create_worker
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_lablink._napari.widgets.profile_dialog import ProfileDialog
+from napari_lablink.client.browse import Entry
+from napari_lablink.client.connection import Server
+from napari_lablink.client.errors import LablinkError, scrub
+from napari_lablink.profiles import KIND_NAMES, Profile, ProfileStore
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["BrowserWidget"]
+
+log = logging.getLogger(__name__)
+
+#: What each connection state looks like in the profile list.
+_STATES = {
+    "disconnected": ("○", "#9aa0a6"),
+    "connecting": ("◌", "#f0c674"),
+    "connected": ("●", "#5fd068"),
+    "failed": ("✕", "#ff6b6b"),
+}
+_HINTS = {
+    "mikro": "Search by name; #tag for generation-1 tags",
+    "mibi": "Exact run label or name; empty lists all runs",
+    "pims": "Path of an image file on the server, e.g. upload-1/slide.ome.tiff",
+}
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What a worker hands back: a value, or the message to show."""
+
+    value: Any = None
+    error: str | None = None
+
+
+def _guarded(job: Callable[[], Any], secrets: tuple[str, ...]) -> Callable[[], _Outcome]:
+    def run() -> _Outcome:
+        try:
+            return _Outcome(value=job())
+        except LablinkError as exc:
+            return _Outcome(error=scrub(str(exc), secrets))
+        except Exception as exc:  # a bug of ours: still a message in the widget, not a dialog
+            log.exception("Lablink browser: unexpected %s", type(exc).__name__)
+            return _Outcome(error=scrub(f"unexpected {type(exc).__name__}: {exc}", secrets))
+
+    return run
+
+
+@dataclass
+class _Listing:
+    """The list on screen: which server, which folder, which search, how far paged."""
+
+    profile: str
+    query: str
+    parent: Entry | None
+    entries: list[Entry]
+    done: bool = False
+    loading: bool = False
+    serial: int = 0
+
+
+class BrowserWidget(QWidget):
+    """Browse the servers of the user's profiles and open their images in the viewer."""
+
+    def __init__(
+        self,
+        napari_viewer: napari.viewer.Viewer,
+        *,
+        store: ProfileStore | None = None,
+        page_size: int = 50,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.store = store or ProfileStore()
+        self.page_size = page_size
+        self._servers: dict[str, Server] = {}
+        self._states: dict[str, tuple[str, str]] = {}
+        self._workers: set[Any] = set()
+        self._listing: _Listing | None = None
+        self._path: list[Entry] = []
+        self._serial = 0
+        self._build()
+        self.refresh_profiles()
+        # Bound to the dict, not to self: by the time ``destroyed`` fires, self is gone.
+        self.destroyed.connect(partial(_close_all, self._servers))
+
+    # -- layout -----------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.profile_list = QListWidget()
+        self.profile_list.setMaximumHeight(110)
+        self.add_button = QPushButton("Add…")
+        self.edit_button = QPushButton("Edit…")
+        self.remove_button = QPushButton("Remove")
+        self.connect_button = QPushButton("Connect")
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.search_box = QLineEdit()
+        self.search_box.setClearButtonEnabled(True)
+        self.search_button = QPushButton("Search")
+        self.up_button = QPushButton("↑ Up")
+        self.where = QLabel()
+        self.where.setWordWrap(True)
+
+        self.results = QTreeWidget()
+        self.results.setHeaderLabels(["Name", "Kind", "Shape"])
+        self.results.setRootIsDecorated(False)
+        self.results.setUniformRowHeights(True)
+        self.results.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.results.setColumnWidth(0, 190)
+        self.results.setColumnWidth(1, 50)
+        self.more_button = QPushButton("More")
+
+        self.details = {
+            key: QLabel() for key in ("name", "shape", "dtype", "pixel size", "channels", "uri")
+        }
+        for label in self.details.values():
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.into_button = QPushButton("Browse into")
+        self.open_button = QPushButton("Open")
+        self.copy_button = QPushButton("Copy URI")
+
+        row = QHBoxLayout()
+        for button in (self.add_button, self.edit_button, self.remove_button, self.connect_button):
+            row.addWidget(button)
+        search = QHBoxLayout()
+        search.addWidget(self.search_box)
+        search.addWidget(self.search_button)
+        place = QHBoxLayout()
+        place.addWidget(self.up_button)
+        place.addWidget(self.where, 1)
+        form = QFormLayout()
+        for key, label in self.details.items():
+            form.addRow(key.capitalize() if key != "uri" else "URI", label)
+        actions = QHBoxLayout()
+        for button in (self.into_button, self.open_button, self.copy_button):
+            actions.addWidget(button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("<b>Servers</b>"))
+        layout.addWidget(self.profile_list)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
+        layout.addLayout(search)
+        layout.addLayout(place)
+        layout.addWidget(self.results, 1)
+        layout.addWidget(self.more_button)
+        layout.addLayout(form)
+        layout.addLayout(actions)
+
+        self.add_button.clicked.connect(lambda: self.edit_profile(None))
+        self.edit_button.clicked.connect(lambda: self.edit_profile(self.selected_profile()))
+        self.remove_button.clicked.connect(self._remove_selected)
+        self.connect_button.clicked.connect(self._connect_selected)
+        self.profile_list.currentRowChanged.connect(lambda _: self._profile_selected())
+        self.profile_list.itemDoubleClicked.connect(lambda _: self._connect_selected())
+        self.search_button.clicked.connect(lambda: self.search(self.search_box.text()))
+        self.search_box.returnPressed.connect(lambda: self.search(self.search_box.text()))
+        self.up_button.clicked.connect(self.go_up)
+        self.more_button.clicked.connect(self.load_more)
+        self.results.verticalScrollBar().valueChanged.connect(self._scrolled)
+        self.results.currentItemChanged.connect(lambda *_: self._show_details())
+        self.results.itemDoubleClicked.connect(lambda *_: self._activate())
+        self.into_button.clicked.connect(self.browse_into)
+        self.open_button.clicked.connect(self.open_selected)
+        self.copy_button.clicked.connect(self.copy_uri)
+        self._update_buttons()
+
+    # -- profiles ---------------------------------------------------------------------------
+
+    def profile_names(self) -> list[str]:
+        return [p.name for p in self._profiles]
+
+    def state(self, name: str) -> str:
+        return self._states.get(name, ("disconnected", ""))[0]
+
+    def selected_profile(self) -> Profile | None:
+        row = self.profile_list.currentRow()
+        return self._profiles[row] if 0 <= row < len(self._profiles) else None
+
+    def select_profile(self, name: str) -> None:
+        self.profile_list.setCurrentRow(self.profile_names().index(name))
+
+    def refresh_profiles(self) -> None:
+        """Reread the profiles (another window may have changed the file) and redraw them."""
+        selected = self.selected_profile()
+        try:
+            self._profiles = self.store.profiles()
+        except LablinkError as exc:
+            self._profiles = []
+            self.status.setText(str(exc))
+        self.profile_list.blockSignals(True)
+        self.profile_list.clear()
+        for profile in self._profiles:
+            item = QListWidgetItem()
+            self.profile_list.addItem(item)
+            self._draw_profile(item, profile)
+        names = self.profile_names()
+        if selected and selected.name in names:
+            self.profile_list.setCurrentRow(names.index(selected.name))
+        elif names:
+            self.profile_list.setCurrentRow(0)
+        self.profile_list.blockSignals(False)
+        self._profile_selected()
+
+    def _draw_profile(self, item: QListWidgetItem, profile: Profile) -> None:
+        state, _ = self._states.get(profile.name, ("disconnected", ""))
+        mark, color = _STATES[state]
+        item.setText(f"{mark}  {profile.name}   ({KIND_NAMES[profile.kind]}, {state})")
+        item.setForeground(QColor(color))
+        item.setToolTip(profile.uri)
+
+    def _set_state(self, name: str, state: str, message: str = "") -> None:
+        self._states[name] = (state, message)
+        names = self.profile_names()
+        if name in names:
+            self._draw_profile(
+                self.profile_list.item(names.index(name)), self._profiles[names.index(name)]
+            )
+        profile = self.selected_profile()
+        if profile is not None and profile.name == name:
+            self._show_state(name)
+
+    def _show_state(self, name: str) -> None:
+        state, message = self._states.get(name, ("disconnected", ""))
+        color = _STATES[state][1]
+        text = message or {"disconnected": "Not connected", "connecting": "Connecting…"}.get(
+            state, ""
+        )
+        self.status.setStyleSheet(f"color: {color};")
+        self.status.setText(text)
+
+    def edit_profile(self, profile: Profile | None) -> ProfileDialog:
+        """Open the add/edit dialog (non-modal, so tests and users can fill it in)."""
+        dialog = ProfileDialog(self.store, profile, self)
+        dialog.accepted.connect(lambda: self._profile_saved(profile, dialog.saved))
+        dialog.open()
+        return dialog
+
+    def _profile_saved(self, old: Profile | None, new: Profile | None) -> None:
+        if old is not None:
+            self._forget(old.name)
+        self.refresh_profiles()
+        if new is not None:
+            self.select_profile(new.name)
+
+    def _remove_selected(self) -> None:
+        profile = self.selected_profile()
+        if profile is None:
+            return
+        self.remove_profile(profile.name)
+
+    def remove_profile(self, name: str) -> None:
+        self._forget(name)
+        try:
+            self.store.remove(name)
+        except LablinkError as exc:
+            self.status.setText(str(exc))
+        self.refresh_profiles()
+
+    def _forget(self, name: str) -> None:
+        """Drop the connection of a changed or removed profile."""
+        self._states.pop(name, None)
+        server = self._servers.pop(name, None)
+        if server is not None:
+            server.close()
+        if self._listing is not None and self._listing.profile == name:
+            self._listing = None
+            self._path = []
+            self._show_entries([])
+
+    def _profile_selected(self) -> None:
+        profile = self.selected_profile()
+        if profile is None:
+            self.status.setText("Add a server profile to start")
+            self.search_box.setPlaceholderText("")
+        else:
+            self._show_state(profile.name)
+            self.search_box.setPlaceholderText(_HINTS[profile.kind])
+            if profile.name in self._servers and (
+                self._listing is None or self._listing.profile != profile.name
+            ):
+                self._path = []
+                self.search("")
+        self._update_buttons()
+
+    # -- connecting -------------------------------------------------------------------------
+
+    def _connect_selected(self) -> None:
+        profile = self.selected_profile()
+        if profile is not None:
+            self.connect_profile(profile.name)
+
+    def connect_profile(self, name: str) -> None:
+        """Connect (and log in) off the Qt thread; on success list the server's top level."""
+        if self.state(name) == "connecting":
+            return
+        old = self._servers.pop(name, None)
+        if old is not None:
+            old.close()
+        self._set_state(name, "connecting")
+        profile = next(p for p in self._profiles if p.name == name)
+        self._start(self._connect_job(profile), lambda outcome: self._connected(name, outcome))
+
+    def _connect_job(self, profile: Profile) -> Callable[[], _Outcome]:
+        store = self.store
+
+        def job() -> Server:
+            server = store.connect(profile.name)
+            try:
+                # mikro and PIMS connect lazily: one cheap call shows a wrong token or a dead
+                # server now, next to the profile, instead of at the first search.
+                if profile.kind == "mikro":
+                    server.browse(limit=1)
+                elif profile.kind == "pims":
+                    server.transport.request("GET", "info", obj="server info")
+            except BaseException:
+                server.close()
+                raise
+            return server
+
+        try:
+            secrets = store.credentials(profile.name).secrets
+        except LablinkError:
+            secrets = ()
+        return _guarded(job, secrets)
+
+    def _connected(self, name: str, outcome: _Outcome) -> None:
+        if outcome.error is not None:
+            self._set_state(name, "failed", outcome.error)
+            return
+        if name not in self.profile_names():  # removed while connecting
+            outcome.value.close()
+            return
+        self._servers[name] = outcome.value
+        profile = next(p for p in self._profiles if p.name == name)
+        self._set_state(name, "connected", f"Connected to {profile.uri}")
+        selected = self.selected_profile()
+        if selected is not None and selected.name == name:
+            self._path = []
+            self.search(self.search_box.text() if profile.kind == "pims" else "")
+        self._update_buttons()
+
+    # -- listing ----------------------------------------------------------------------------
+
+    @property
+    def entries(self) -> list[Entry]:
+        return list(self._listing.entries) if self._listing else []
+
+    @property
+    def loading(self) -> bool:
+        return bool(self._listing and self._listing.loading)
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the last page has been loaded."""
+        return bool(self._listing and self._listing.done)
+
+    def search(self, query: str) -> None:
+        """List the first page of ``query`` in the current folder of the selected server."""
+        profile = self.selected_profile()
+        if profile is None or profile.name not in self._servers:
+            self.status.setText("Connect first")
+            return
+        if self.search_box.text() != query:
+            self.search_box.setText(query)
+        self._serial += 1
+        parent = self._path[-1] if self._path else None
+        self._listing = _Listing(profile.name, query, parent, [], serial=self._serial)
+        self._show_entries([])
+        self.load_more()
+
+    def load_more(self) -> None:
+        """Fetch the next page, off the Qt thread (ignored while one is loading)."""
+        listing = self._listing
+        if listing is None or listing.loading or listing.done:
+            return
+        server = self._servers.get(listing.profile)
+        if server is None:
+            return
+        listing.loading = True
+        self._update_buttons()
+        offset, limit = len(listing.entries), self.page_size
+        parent = listing.parent.uri if listing.parent else None
+
+        def job() -> list[Entry]:
+            return server.browse(listing.query, parent=parent, offset=offset, limit=limit)
+
+        secrets = server.credentials.secrets
+        self._start(_guarded(job, secrets), lambda outcome: self._page_loaded(listing, outcome))
+
+    def _page_loaded(self, listing: _Listing, outcome: _Outcome) -> None:
+        listing.loading = False
+        if listing is not self._listing:  # a newer search replaced it
+            return
+        if outcome.error is not None:
+            listing.done = True
+            self._set_state(listing.profile, "connected", outcome.error)
+            self.status.setStyleSheet(f"color: {_STATES['failed'][1]};")
+            self._update_buttons()
+            return
+        page: list[Entry] = outcome.value
+        listing.entries.extend(page)
+        listing.done = len(page) < self.page_size
+        self._show_entries(page, append=True)
+        count = len(listing.entries)
+        where = " / ".join(e.name for e in self._path) or "top level"
+        shown = f"{count} item{'s' if count != 1 else ''}{'' if listing.done else '+'}"
+        self.where.setText(f"{where} — {shown}")
+        self._update_buttons()
+
+    def _show_entries(self, page: list[Entry], append: bool = False) -> None:
+        if not append:
+            self.results.clear()
+        for entry in page:
+            shape = " x ".join(str(n) for n in entry.shape) if entry.shape else ""
+            name = f"{entry.name}  ▸" if entry.has_children else entry.name
+            item = QTreeWidgetItem([name, entry.kind, shape])
+            item.setToolTip(0, entry.uri)
+            self.results.addTopLevelItem(item)
+        if not append:
+            self.where.setText("")
+        self._show_details()
+
+    def _scrolled(self, value: int) -> None:
+        bar = self.results.verticalScrollBar()
+        if bar.maximum() > 0 and value >= bar.maximum() - 2:
+            self.load_more()
+
+    # -- selection and actions --------------------------------------------------------------
+
+    def selected_entry(self) -> Entry | None:
+        item = self.results.currentItem()
+        if item is None or self._listing is None:
+            return None
+        index = self.results.indexOfTopLevelItem(item)
+        entries = self._listing.entries
+        return entries[index] if 0 <= index < len(entries) else None
+
+    def select_entry(self, index: int) -> None:
+        self.results.setCurrentItem(self.results.topLevelItem(index))
+
+    def _show_details(self) -> None:
+        entry = self.selected_entry()
+        facts = dict.fromkeys(self.details, "")
+        if entry is not None:
+            facts["name"] = entry.name
+            if entry.shape:
+                dims = f" ({', '.join(entry.dims)})" if entry.dims else ""
+                facts["shape"] = " x ".join(str(n) for n in entry.shape) + dims
+            facts["dtype"] = entry.dtype or ("" if entry.kind == "run" else "(on opening)")
+            facts["pixel size"] = (
+                ", ".join(f"{d} {s:g} µm" for d, s in entry.pixel_size.items())
+                if entry.pixel_size
+                else ""
+            )
+            facts["channels"] = ", ".join(entry.channels)
+            facts["uri"] = entry.uri
+        for key, label in self.details.items():
+            label.setText(facts[key])
+        self._update_buttons()
+
+    def _activate(self) -> None:
+        entry = self.selected_entry()
+        if entry is None:
+            return
+        if entry.kind in ("run", "folder"):
+            self.browse_into()
+        else:
+            self.open_selected()
+
+    def browse_into(self) -> None:
+        """List the children of the selection (a run's FOVs, an image's channels)."""
+        entry = self.selected_entry()
+        if entry is not None and entry.has_children:
+            self._path.append(entry)
+            self.search_box.clear()
+            self.search("")
+
+    def go_up(self) -> None:
+        if self._path:
+            self._path.pop()
+            self.search_box.clear()
+            self.search("")
+
+    def open_selected(self) -> list[Any]:
+        """Open the selection through napari's reader; returns the layers added."""
+        entry = self.selected_entry()
+        if entry is None or entry.kind in ("run", "folder"):
+            return []
+        return self.viewer.open(entry.uri, plugin="napari-lablink")
+
+    def copy_uri(self) -> None:
+        entry = self.selected_entry()
+        if entry is not None:
+            QApplication.clipboard().setText(entry.uri)
+            self.status.setText(f"Copied {entry.uri}")
+
+    def _update_buttons(self) -> None:
+        profile = self.selected_profile()
+        connected = profile is not None and profile.name in self._servers
+        entry = self.selected_entry()
+        self.edit_button.setEnabled(profile is not None)
+        self.remove_button.setEnabled(profile is not None)
+        self.connect_button.setEnabled(profile is not None)
+        self.connect_button.setText("Reconnect" if connected else "Connect")
+        for widget in (self.search_box, self.search_button):
+            widget.setEnabled(connected)
+        self.up_button.setEnabled(connected and bool(self._path))
+        listing = self._listing
+        self.more_button.setEnabled(bool(listing and not listing.done and not listing.loading))
+        self.more_button.setText("Loading…" if self.loading else "More")
+        self.into_button.setEnabled(entry is not None and entry.has_children)
+        self.open_button.setEnabled(entry is not None and entry.kind not in ("run", "folder"))
+        self.copy_button.setEnabled(entry is not None)
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def _start(self, job: Callable[[], _Outcome], done: Callable[[_Outcome], None]) -> None:
+        worker = create_worker(job, _start_thread=False)
+        worker.returned.connect(done)
+        worker.finished.connect(lambda: self._workers.discard(worker))
+        self._workers.add(worker)
+        worker.start()
+
+    def closeEvent(self, event: Any) -> None:
+        _close_all(self._servers)
+        super().closeEvent(event)
+
+
+def _close_all(servers: dict[str, Server], *_: object) -> None:
+    """Close every connection of the widget (its layers keep their own shared connections)."""
+    for name in list(servers):
+        servers.pop(name).close()
