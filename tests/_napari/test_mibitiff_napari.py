@@ -84,7 +84,10 @@ def test_instrument_mibitiff_opens_as_additive_channels(make_napari_viewer, tmp_
         np.testing.assert_allclose(layer.scale, (10.0, 10.0))  # 400 um over 40 px
         assert str(layer.units[0]) == "micrometer"
         target, mass = layer.name[:-1].split(" (")
-        np.testing.assert_array_equal(np.asarray(layer.data), planes[(target, int(mass))])
+        plane = planes[(target, int(mass))]
+        np.testing.assert_array_equal(np.asarray(layer.data), plane)
+        # Sparse counts are shown up to their 99.5th percentile, not their hottest pixel.
+        assert tuple(layer.contrast_limits) == (0.0, np.percentile(plane, 99.5))
     assert layers[0].metadata["lablink"]["mibitiff"]["fov_id"] == "FOV2"
 
 

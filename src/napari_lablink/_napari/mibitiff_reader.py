@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import dask.array as da
+import numpy as np
 
 from napari_lablink._napari.layers import LayerDataTuple, layer_data
 from napari_lablink.client.models import Channel, RemoteImage
@@ -61,7 +62,10 @@ def mibitiff_layer_data(image: MibiImage, source: str) -> list[LayerDataTuple]:
         dims=("c", "y", "x"),
         levels=[da.from_array(planes, chunks=(1, *planes.shape[1:]))],
         pixel_size={"y": pixel, "x": pixel} if pixel else {},
-        channels=[Channel(name=name) for name in image.names],
+        channels=[
+            Channel(name=name, contrast_limits=_display_range(plane))
+            for name, plane in zip(image.names, planes, strict=True)
+        ],
         server_metadata=metadata,
     )
     out: list[LayerDataTuple] = []
@@ -72,3 +76,10 @@ def mibitiff_layer_data(image: MibiImage, source: str) -> list[LayerDataTuple]:
             kwargs["name"] = image.names[0]
         out.append((data, {**kwargs, "blending": "additive"}, kind))
     return out
+
+
+def _display_range(plane: np.ndarray) -> tuple[float, float]:
+    """0 to the 99.5th percentile: MIBI counts are sparse, and the few hot pixels that set the
+    maximum would leave the rest of the channel black under napari's min-max default."""
+    high = float(np.percentile(plane, 99.5)) if plane.size else 1.0
+    return 0.0, max(high, 1.0)
