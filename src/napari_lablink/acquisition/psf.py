@@ -156,8 +156,9 @@ def find_beads(stack: np.ndarray, options: PSFOptions = PSFOptions()) -> np.ndar
     stack = np.asarray(stack)
     mip = stack.max(axis=0).astype(np.float32)
     smooth = ndimage.gaussian_filter(mip, 1.0)
-    level = float(np.median(smooth))
-    noise = 1.4826 * float(np.median(np.abs(smooth - level)))
+    sample = smooth[::2, ::2]  # a quarter of the pixels estimates the background as well
+    level = float(np.median(sample))
+    noise = 1.4826 * float(np.median(np.abs(sample - level)))
     noise = max(noise, 1e-6 * max(abs(level), 1.0))
     size = 2 * options.min_separation_px + 1
     peaks = (smooth == ndimage.maximum_filter(smooth, size=size)) & (
@@ -350,11 +351,9 @@ def _fit_1d(
         return jac
 
     # MINPACK's leastsq directly: least_squares' Python wrapper costs ~2x for 4 parameters
-    p, _, _, message, ier = leastsq(
-        residuals, [a0, mu0, max(s0, 0.3), b0], Dfun=jacobian, col_deriv=True, full_output=True
-    )
+    p, ier = leastsq(residuals, [a0, mu0, max(s0, 0.3), b0], Dfun=jacobian, col_deriv=True)
     if ier not in (1, 2, 3, 4):
-        raise FitError(f"fit did not converge ({message})")
+        raise FitError(f"the fit did not converge (MINPACK status {ier})")
     a, mu, s, b = (float(v) for v in p)
     return a, mu, abs(s), b
 
@@ -491,9 +490,9 @@ def _fit_3d(
         return jac.reshape(8, -1)
 
     p0 = np.concatenate([[amplitude], centre, sigmas, [background]])
-    p, _, _, message, ier = leastsq(residuals, p0, Dfun=jacobian, col_deriv=True, full_output=True)
+    p, ier = leastsq(residuals, p0, Dfun=jacobian, col_deriv=True)
     if ier not in (1, 2, 3, 4):
-        raise FitError(f"3-D fit did not converge ({message})")
+        raise FitError(f"the 3-D fit did not converge (MINPACK status {ier})")
     return float(p[0]), p[1:4], np.abs(p[4:7]), float(p[7])
 
 
