@@ -14,14 +14,19 @@ import numpy as np
 import pytest
 import tifffile
 from napari.utils.notifications import notification_manager
+from qtpy.QtCore import Qt
 
+from napari_lablink._napari.widgets.psf_beads import AUTO
 from napari_lablink._napari.widgets.psf_display import BEADS_LAYER, FRAMES_LAYER
+from napari_lablink._napari.widgets.psf_pacing import PacedStacks
 from napari_lablink._napari.widgets.psf_widget import PSFWidget
 from napari_lablink.acquisition import (
+    AcquisitionEngine,
     EngineState,
     PSFModel,
     PymmcorePlusBackend,
     SimulatedMicroscope,
+    StackPlan,
 )
 
 pytestmark = pytest.mark.viewer
@@ -88,6 +93,31 @@ def test_napari_passes_the_viewer() -> None:
     assert annotation == "napari.viewer.Viewer"
 
 
+def test_stacks_reach_the_analyzer_at_a_readable_pace() -> None:
+    """Every stack of a run is published; only those ``interval_s`` apart are analysed."""
+    now = [0.0]
+    engine = AcquisitionEngine(simulated()(None))
+    paced = PacedStacks(engine, interval_s=1.0, clock=lambda: now[0])
+    forwarded: list[tuple[int, int]] = []
+    paced.stack_completed.connect(lambda view: forwarded.append((view.channel, view.version)))
+
+    def tick(view) -> None:  # a clock advancing 0.4 s per completed stack of each channel
+        paced.forward(view)
+        if view.channel == 1:
+            now[0] += 0.4
+
+    engine.stack_completed.connect(tick)
+    with engine:
+        engine.start(StackPlan(z_end_um=10, n_slices=11, channels=("GFP", "RFP"), n_stacks=6))
+        assert engine.wait(TIMEOUT_MS / 1000)
+    # stacks at t = 0, 0.4, ..., 2.0 s: with 1 s between them, those at 0 and 1.2 s pass
+    assert forwarded == [(0, 1), (1, 1), (0, 4), (1, 4)]
+    paced.reset()
+    paced.forward(engine.newest_stack(0))  # a new run's first stack always passes
+    assert forwarded[-1] == (0, 6)
+    assert paced.geometry is engine.geometry
+
+
 def test_form_prefilled_from_the_backend(make_widget) -> None:
     _, widget = make_widget()
     form = widget.form
@@ -133,14 +163,15 @@ def test_start_shows_layers_that_update_and_stop(make_widget, qtbot) -> None:
     assert engine.stats().frames > frames
     assert "dropped" in widget.readout.text()
 
-    widget.stop()
+    qtbot.waitUntil(widget.stop_button.isEnabled, timeout=TIMEOUT_MS)
+    qtbot.mouseClick(widget.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: engine.state is EngineState.IDLE, timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: not widget.stop_button.isEnabled(), timeout=TIMEOUT_MS)
     stopped_at = engine.stats().frames
     qtbot.wait(200)
     assert engine.stats().frames == stopped_at
     # a restart reuses the same layers' buffers and carries on
-    assert widget.start()
+    qtbot.mouseClick(widget.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: engine.stats().frames > 100, timeout=TIMEOUT_MS)
     assert viewer.layers["GFP"] is stack
 
@@ -200,11 +231,35 @@ def test_reslices_follow_the_selected_bead(make_widget, qtbot) -> None:
     np.testing.assert_array_equal(xz.data, live[:, round(beads[2].y_px), :])
 
 
+def test_marked_beads_replace_detection(make_widget, qtbot) -> None:
+    viewer, widget = make_widget()
+    source = widget.bead_source
+    # two of the four beads, clicked a little off-centre, in a 2-D Points layer (world µm)
+    marks = viewer.add_points(BEADS_UM[[0, 2], 1:] + 0.15, name="my beads")
+    source.setCurrentText("my beads")
+    assert source.currentText() == "my beads"
+    widget.start()
+
+    def beads_x() -> list[float]:
+        result = widget.results.get(0)
+        return [] if result is None else sorted(b.x_um for b in result.beads)
+
+    qtbot.waitUntil(lambda: len(beads_x()) == 2, timeout=TIMEOUT_MS)
+    assert beads_x() == pytest.approx(sorted(BEADS_UM[[0, 2], 2]), abs=0.1)
+    assert source.findText(BEADS_LAYER) == -1  # the widget's own markers are not a choice
+
+    marks.data = np.vstack([marks.data, BEADS_UM[1, 1:]])  # one more point: one more bead
+    qtbot.waitUntil(lambda: len(beads_x()) == 3, timeout=TIMEOUT_MS)
+    viewer.layers.remove(marks)  # its layer gone: back to finding beads
+    assert source.currentText() == AUTO
+    qtbot.waitUntil(lambda: len(beads_x()) == 4, timeout=TIMEOUT_MS)
+
+
 def test_snap_and_exports(make_widget, qtbot, tmp_path) -> None:
     _, widget = make_widget()
     with pytest.raises(ValueError, match="no PSF results yet"):
         widget.export_table(tmp_path / "early.csv")
-    assert widget.snap()
+    qtbot.mouseClick(widget.snap_button, Qt.MouseButton.LeftButton)
     engine = widget.engine
     qtbot.waitUntil(lambda: len(widget.results) == 2, timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: engine.state is EngineState.IDLE, timeout=TIMEOUT_MS)

@@ -38,9 +38,11 @@ from qtpy.QtWidgets import (
 )
 
 from napari_lablink._napari.widgets.psf_backends import BackendFactory, default_backends
-from napari_lablink._napari.widgets.psf_display import LiveStackDisplay
+from napari_lablink._napari.widgets.psf_beads import BeadSource
+from napari_lablink._napari.widgets.psf_display import BEADS_LAYER, LiveStackDisplay
 from napari_lablink._napari.widgets.psf_export import write_psf_csv, write_stack_ome_tiff
 from napari_lablink._napari.widgets.psf_form import AcquisitionForm
+from napari_lablink._napari.widgets.psf_pacing import PacedStacks
 from napari_lablink._napari.widgets.psf_table import PSFTable
 from napari_lablink.acquisition import (
     AcquisitionEngine,
@@ -60,6 +62,7 @@ REDRAW_INTERVAL_MS = 40  # ~25 Hz: smooth to the eye, half of what software Open
 # The table and bead markers follow the PSF results at most this often: refilling them costs
 # tens of ms, and at hundreds of frames/s results arrive faster than anyone can read them.
 PSF_UPDATE_INTERVAL_S = 0.5
+PSF_ANALYSIS_INTERVAL_S = 0.5  # per channel; see psf_pacing
 
 
 class _Bridge(QObject):
@@ -90,6 +93,12 @@ class _Resources:
         """Connect and remember, so that ``close`` (or a backend switch) can disconnect."""
         signal.connect(slot)
         (self.engine_connections if engine else self.connections).append((signal, slot))
+
+    def unlink(self, signal: Any, slot: Callable[..., Any]) -> None:
+        with contextlib.suppress(RuntimeError, TypeError, ValueError):
+            signal.disconnect(slot)
+        with contextlib.suppress(ValueError):
+            self.connections.remove((signal, slot))
 
     def unlink_engine(self) -> None:
         _disconnect_all(self.engine_connections)
@@ -149,6 +158,8 @@ class PSFWidget(QWidget):
         self._connecting = False
         self._start_when_connected: tuple[int | None] | None = None
         self._psf_pending = False
+        self._marked_world: np.ndarray | None = None
+        self._paced: PacedStacks | None = None
         self._psf_shown = 0.0
         self._redraws: list[float] = []
 
@@ -162,6 +173,10 @@ class PSFWidget(QWidget):
         self.readout.setWordWrap(True)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.psf_channel = QComboBox()
+        res = self._res
+        self.bead_source = BeadSource(
+            viewer, res.link, res.unlink, ignore=lambda layer: layer.name == BEADS_LAYER
+        )
         self.table = PSFTable()
         self.csv_button = QPushButton("Export table (CSV)…")
         self.tiff_button = QPushButton("Export stack (OME-TIFF)…")
@@ -172,6 +187,8 @@ class PSFWidget(QWidget):
         channel_row = QHBoxLayout()
         channel_row.addWidget(QLabel("PSF of channel"))
         channel_row.addWidget(self.psf_channel, 1)
+        channel_row.addWidget(QLabel("beads"))
+        channel_row.addWidget(self.bead_source, 1)
         exports = QHBoxLayout()
         exports.addWidget(self.csv_button)
         exports.addWidget(self.tiff_button)
@@ -184,7 +201,6 @@ class PSFWidget(QWidget):
         layout.addWidget(self.table, 1)
         layout.addLayout(exports)
 
-        res = self._res
         bridge = res.bridge
         res.link(self.start_button.clicked, self._on_start)
         res.link(self.stop_button.clicked, self.stop)
@@ -195,6 +211,7 @@ class PSFWidget(QWidget):
         res.link(self.form.scale_changed, self._on_scale_changed)
         res.link(self.table.bead_selected, self.select_bead)
         res.link(self.psf_channel.currentIndexChanged, self._on_psf_channel)
+        res.link(self.bead_source.positions_changed, self._on_marked_beads)
         res.link(bridge.state_changed, self._on_state)
         res.link(bridge.run_failed, self._on_run_failed)
         res.link(bridge.connected, self._on_connected)
@@ -272,6 +289,8 @@ class PSFWidget(QWidget):
             return
         engine = AcquisitionEngine(backend)
         res.engine = engine
+        self._paced = PacedStacks(engine, PSF_ANALYSIS_INTERVAL_S)
+        res.link(engine.stack_completed, self._paced.forward, engine=True)
         bridge = res.bridge
         res.link(
             engine.state_changed, lambda s: bridge.state_changed.emit(engine, str(s)), engine=True
@@ -302,7 +321,10 @@ class PSFWidget(QWidget):
         self.psf_channel.clear()
         self.psf_channel.addItems(list(plan.channels))
         self.psf_channel.blockSignals(False)
-        self._res.analyzer.attach(engine, pixel_size_um=self.form.pixel_size.value())
+        assert self._paced is not None  # made with the engine
+        self._paced.reset()
+        self._res.analyzer.attach(self._paced, pixel_size_um=self.form.pixel_size.value())
+        self._apply_marked_beads()
         engine.start(plan)
         return True
 
@@ -460,13 +482,30 @@ class PSFWidget(QWidget):
     def _on_psf_failed(self, message: str) -> None:
         show_warning(message)
 
+    def _on_marked_beads(self, world: np.ndarray | None) -> None:
+        self._marked_world = world
+        self._apply_marked_beads()
+
+    def _apply_marked_beads(self) -> None:
+        """World micrometres -> stack pixels, with the scale of the plan in the form."""
+        world = self._marked_world
+        if world is None or not len(world):
+            self._res.analyzer.set_positions(None)  # nothing marked (yet): find beads
+            return
+        world = world[:, -3:]  # the stack's (z, y, x); a 2-D layer gives (y, x)
+        px = self.form.pixel_size.value()
+        dz = abs(self.form.z_step.value()) or 1.0
+        scale = np.array([dz, px, px])[-world.shape[1] :]
+        self._res.analyzer.set_positions(world / scale)
+
     def _on_psf_channel(self, index: int) -> None:
         self._show_psf(force=True)
 
     def _on_scale_changed(self) -> None:
         engine = self._res.engine
-        if engine is not None and engine.state in (EngineState.RUNNING, EngineState.STARTING):
-            self._res.analyzer.attach(engine, pixel_size_um=self.form.pixel_size.value())
+        running = engine is not None and engine.state in (EngineState.RUNNING, EngineState.STARTING)
+        if running and self._paced is not None:
+            self._res.analyzer.attach(self._paced, pixel_size_um=self.form.pixel_size.value())
 
     def _on_start(self) -> None:
         self.start()
