@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QApplication,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -147,8 +148,11 @@ class BrowserWidget(QWidget):
         self.results.setRootIsDecorated(False)
         self.results.setUniformRowHeights(True)
         self.results.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.results.setColumnWidth(0, 190)
-        self.results.setColumnWidth(1, 50)
+        header = self.results.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in (1, 2):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.more_button = QPushButton("More")
 
         self.details = {
@@ -245,11 +249,11 @@ class BrowserWidget(QWidget):
         self._profile_selected()
 
     def _draw_profile(self, item: QListWidgetItem, profile: Profile) -> None:
-        state, _ = self._states.get(profile.name, ("disconnected", ""))
+        state, message = self._states.get(profile.name, ("disconnected", ""))
         mark, color = _STATES[state]
         item.setText(f"{mark}  {profile.name}   ({KIND_NAMES[profile.kind]}, {state})")
         item.setForeground(QColor(color))
-        item.setToolTip(profile.uri)
+        item.setToolTip(f"{profile.uri}\n{message}" if message else profile.uri)
 
     def _set_state(self, name: str, state: str, message: str = "") -> None:
         self._states[name] = (state, message)

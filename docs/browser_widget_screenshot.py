@@ -1,0 +1,105 @@
+"""Screenshot of the Lablink browser connected to the stand-in servers (docs/browser_widget.png).
+
+Run under a display:
+``xvfb-run -a python3 docs/browser_widget_screenshot.py docs/browser_widget.png``.
+Profiles go to a temporary servers.toml, never to the user's own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def main(out: str) -> None:
+    os.environ["LABLINK_CONFIG"] = str(Path(tempfile.mkdtemp()) / "servers.toml")
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_lablink._napari.widgets.browser_widget import BrowserWidget
+    from napari_lablink.profiles import Profile, ProfileStore
+    from napari_lablink.testing import MikroStandIn, TrackerStandIn
+
+    def wait(condition: Callable[[], object], timeout: float = 30.0) -> None:
+        end = time.monotonic() + timeout
+        while not condition():
+            QApplication.processEvents()
+            time.sleep(0.02)
+            if time.monotonic() > end:
+                raise SystemExit("timed out waiting for the browser")
+
+    with MikroStandIn() as mikro, TrackerStandIn() as tracker:
+        mikro.seed_demo()
+        tracker.seed_demo(size=256, fovs=3)
+        store = ProfileStore(secrets=None)
+        mikro_url = f"http://{mikro.uri_authority}"
+        tracker_port = tracker.port
+        store.save(
+            Profile(
+                name="Lab mikro (images)",
+                kind="mikro",
+                url=f"{mikro_url}/mikro",
+                s3=mikro.s3_endpoint,
+            ),
+            token=mikro.token,
+        )
+        store.save(
+            Profile(
+                name="Lab mikro (representations)",
+                kind="mikro",
+                url=mikro_url,
+                s3=mikro.s3_endpoint,
+            )
+        )
+        store.save(
+            Profile(
+                name="MIBItracker",
+                kind="mibi",
+                url=f"http://127.0.0.1:{tracker_port}",
+                email=tracker.email,
+            ),
+            password=tracker.password,
+        )
+        store.save(
+            Profile(
+                name="Old tracker (wrong password)",
+                kind="mibi",
+                url=f"http://localhost:{tracker_port}",
+                email=tracker.email,
+            ),
+            password="not-it",
+        )
+        viewer = napari.Viewer(title="napari-lablink browser")
+        viewer.window._qt_window.resize(1400, 900)
+        widget = BrowserWidget(viewer, store=store)
+        viewer.window.add_dock_widget(widget, name="Lablink browser", area="right")
+        for name in widget.profile_names():
+            widget.select_profile(name)
+            widget.connect_profile(name)
+            wait(lambda name=name: widget.state(name) != "connecting")
+            wait(lambda: not widget.loading)
+        widget.select_profile("MIBItracker")
+        wait(lambda: not widget.loading and widget.entries)
+        widget.select_entry(0)
+        widget.browse_into()
+        wait(lambda: not widget.loading and widget.entries)
+        widget.select_entry(0)
+        widget.open_selected()
+        shown = {"dsDNA (89)", "CD45 (150)", "Pan-Keratin (141)", "CD8 (144)"}
+        for layer in viewer.layers:
+            layer.visible = layer.name in shown
+        viewer.layers.selection.active = viewer.layers["CD45 (150)"]
+        for _ in range(100):
+            QApplication.processEvents()
+            time.sleep(0.02)
+        viewer.screenshot(out, canvas_only=False)
+        print("saved", out)
+        viewer.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "docs/browser_widget.png")
