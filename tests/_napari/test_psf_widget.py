@@ -48,7 +48,7 @@ def simulated(fail_at_frame: int | None = None):
             channel_psfs=PSFS,
             beads_zyx_um=BEADS_UM,
             frame_rate_hz=2000.0,
-            ring_frames=64,
+            ring_frames=100_000,  # a camera that never drops: counts below stay exact under load
             fail_at_frame=fail_at_frame,
         )
 
@@ -306,6 +306,8 @@ def test_failures_are_notifications(make_widget, qtbot, notes, tmp_path) -> None
     qtbot.waitUntil(lambda: engine.state is EngineState.IDLE, timeout=TIMEOUT_MS)
     assert engine.stats().frames == 100
     assert engine.stats().stacks_completed == 2  # 100 frames: one full stack per channel
+    failure = next(n for n in notes if "simulated camera failure" in n)
+    assert "Kept: 2 complete stack(s)" in failure
 
     # settings that make no plan: a notification, not an exception
     for row in range(widget.form.channels.rowCount()):
