@@ -60,13 +60,16 @@ def test_selected_layer_becomes_a_channel(
     make_napari_viewer, tracker: TrackerStandIn, qtbot, notifications
 ) -> None:
     viewer = make_napari_viewer()
-    other = viewer.add_image(np.zeros((SIZE, SIZE), np.uint16), name="other")
+    # A local file's path is no upload target, even in a folder named like the scheme.
+    local = {"lablink": {"uri": "mibi_runs/FOV1.tiff", "server_metadata": {"image_id": 3}}}
+    other = viewer.add_image(np.zeros((SIZE, SIZE), np.uint16), name="other", metadata=local)
     mask = RNG.integers(0, 5, size=(SIZE, SIZE), dtype=np.uint16)
     viewer.add_image(mask, name="segmentation", scale=(5.0, 5.0), units="um")
     widget = TrackerUploadWidget(viewer)
     qtbot.addWidget(widget)
     assert widget.layer.currentText() == "segmentation"  # the selected (last added) layer
     assert widget.channel.text() == "segmentation"
+    assert widget.target.text() == ""
     viewer.layers.selection.active = other
     assert widget.layer.currentText() == "other" and widget.channel.text() == "other"
     widget.layer.setCurrentText("segmentation")

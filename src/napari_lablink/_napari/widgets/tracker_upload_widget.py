@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
 
 from napari_lablink._napari.tracker_upload import upload_channel_layer
 from napari_lablink.client.errors import LablinkError
-from napari_lablink.uri import parse_uri
+from napari_lablink.uri import is_remote_uri, parse_uri
 
 if TYPE_CHECKING:
     import napari
@@ -91,8 +91,8 @@ class TrackerUploadWidget(QWidget):
         """The image of the first layer opened from a tracker, if any."""
         for layer in self.viewer.layers:
             uri = (layer.metadata or {}).get("lablink", {}).get("uri")
-            if not uri or not str(uri).startswith("mibi"):
-                continue
+            if not is_remote_uri(uri) or not str(uri).startswith(("mibi://", "mibi+")):
+                continue  # a local MIBItiff's path, or another server's image
             image_id = (layer.metadata["lablink"].get("server_metadata") or {}).get("image_id")
             if image_id is not None:
                 return f"{parse_uri(uri).server}/images/{image_id}"
