@@ -68,3 +68,11 @@ def test_single_chunk_reads_do_not_prefetch_anything_else() -> None:
     array, store = make(data, (1, 32, 32))
     lazy_array(array, "t")[0, :10, :10].compute()
     assert store.keys == ["c/0/0/0"]
+
+
+def test_a_big_compute_keeps_a_bounded_window_in_flight() -> None:
+    data = np.arange(256 * 256, dtype=np.uint16).reshape(1, 256, 256)
+    array, store = make(data, (1, 16, 16))  # 256 chunks
+    np.testing.assert_array_equal(lazy_array(array, "t").compute(scheduler="synchronous"), data)
+    assert len(store.keys) == 256 and len(set(store.keys)) == 256  # each chunk read once
+    assert 4 < store.most <= 17

@@ -211,17 +211,19 @@ def _prefetch_executor() -> ThreadPoolExecutor:
 
 
 class _ChunkReader:
-    """Reads chunks of one zarr array; chunks a compute will need are fetched together.
+    """Reads chunks of one zarr array; the chunks a compute will need are fetched ahead.
 
     dask computes with as many threads as there are cores (two here), so a plane of sixteen
     chunks would take eight round trips. When dask culls a graph it says which chunks the compute
-    needs: :meth:`prefetch` starts them all at once and each task collects its own.
+    needs (:meth:`plan`); the reader then keeps up to ``_PREFETCH_WINDOW`` of them in flight and
+    each task collects its own. The window bounds memory whatever the size of the compute.
     """
 
     def __init__(self, array: zarr.Array) -> None:
         self._array = array
         self._lock = threading.Lock()
         self._pending: dict[tuple[int, ...], tuple[float, Future]] = {}
+        self._planned: dict[tuple[int, ...], None] = {}  # an ordered set
 
     def region(self, index: tuple[int, ...]) -> tuple[slice, ...]:
         return tuple(
@@ -232,22 +234,32 @@ class _ChunkReader:
     def read(self, index: tuple[int, ...]) -> np.ndarray:
         with self._lock:
             entry = self._pending.pop(index, None)
+            self._planned.pop(index, None)
+            self._top_up()
         if entry is not None:
             return entry[1].result()
         return self._array[self.region(index)]
 
-    def prefetch(self, indices: list[tuple[int, ...]]) -> None:
+    def plan(self, indices: list[tuple[int, ...]]) -> None:
+        """The next compute needs ``indices``: start fetching the first of them."""
         now = time.monotonic()
-        executor = _prefetch_executor()
         with self._lock:
             for index, (started, future) in list(self._pending.items()):
-                if now - started > _PREFETCH_TTL:
+                if now - started > _PREFETCH_TTL:  # planned by a compute that failed
                     future.cancel()
                     del self._pending[index]
-            for index in indices:
-                if index not in self._pending:
-                    future = executor.submit(self._array.__getitem__, self.region(index))
-                    self._pending[index] = (now, future)
+            self._planned = dict.fromkeys(sorted(indices))
+            self._top_up()
+
+    def _top_up(self) -> None:
+        executor = _prefetch_executor()
+        now = time.monotonic()
+        while self._planned and len(self._pending) < _PREFETCH_WINDOW:
+            index = next(iter(self._planned))
+            del self._planned[index]
+            if index not in self._pending:
+                future = executor.submit(self._array.__getitem__, self.region(index))
+                self._pending[index] = (now, future)
 
 
 class _ChunkLayer(MaterializedLayer):
@@ -260,14 +272,13 @@ class _ChunkLayer(MaterializedLayer):
 
     def cull(self, keys: set, all_hlg_keys: Collection) -> tuple[Layer, Mapping]:
         needed = [key[self._prefix :] for key in keys if key in self.mapping]
-        if 1 < len(needed) <= _PREFETCH_LIMIT:
-            self._reader.prefetch(needed)
+        if len(needed) > 1:
+            self._reader.plan(needed)
         return super().cull(keys, all_hlg_keys)
 
 
-#: Above this many chunks (a full read of a big image) a compute is left to dask's own pace, so
-#: prefetched chunks never pile up in memory faster than they are used.
-_PREFETCH_LIMIT = 64
+#: Chunks of one array in flight ahead of dask's own reads.
+_PREFETCH_WINDOW = 16
 
 
 def lazy_array(array: zarr.Array, name: str) -> da.Array:
