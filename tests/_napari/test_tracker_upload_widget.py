@@ -172,6 +172,54 @@ def test_non_plane_layers_are_refused_before_any_request(
     widget.close()
 
 
+def test_selected_channel_layers_go_to_a_run_as_a_mibitiff(
+    make_napari_viewer, tracker: TrackerStandIn, qtbot, notifications
+) -> None:
+    viewer = make_napari_viewer()
+    cd45 = RNG.integers(0, 40, size=(SIZE, SIZE), dtype=np.uint16)
+    cd3 = RNG.integers(0, 40, size=(SIZE, SIZE), dtype=np.uint16)
+    first = viewer.add_image(cd45, name="CD45 (150)", scale=(4.0, 4.0), units="um")
+    viewer.add_image(np.ones((SIZE, SIZE), np.uint16), name="not selected (1)")
+    second = viewer.add_image(cd3, name="CD3 (143)", scale=(4.0, 4.0), units="um")
+    viewer.layers.selection = {first, second}
+    widget = TrackerUploadWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.run.setText(f"mibi+http://127.0.0.1:{tracker.port}/runs/20240115-A")
+    widget.upload_to_run()
+    assert not widget.run_button.isEnabled()
+    qtbot.waitUntil(widget.run_button.isEnabled, timeout=30000)
+
+    image_id = int(str(widget.last_uri).rsplit("/", 1)[1])
+    assert image_id != tracker.image_id  # a new FOV after the run's FOV1
+    assert tracker.image(image_id)["number"] == "FOV2"
+    stored = tracker.image_channels(image_id)
+    assert set(stored) == {"CD45", "CD3"}
+    np.testing.assert_array_equal(stored["CD45"], cd45)
+    np.testing.assert_array_equal(stored["CD3"], cd3)
+    assert any("Uploaded CD45 (150), CD3 (143) as a MIBItiff to" in n for n in notifications)
+    widget.close()
+
+
+def test_run_upload_of_unnamed_layers_says_how_to_name_them(
+    make_napari_viewer, tracker: TrackerStandIn, qtbot, notifications
+) -> None:
+    viewer = make_napari_viewer()
+    viewer.add_image(np.ones((SIZE, SIZE), np.uint16), name="nuclei", scale=(4.0, 4.0), units="um")
+    widget = TrackerUploadWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.run.setText(f"mibi+http://127.0.0.1:{tracker.port}/runs/20240115-A")
+    before = len(tracker.state.images)
+    widget.upload_to_run()
+    qtbot.waitUntil(widget.run_button.isEnabled, timeout=30000)
+    assert any(
+        n.startswith("Upload to MIBItracker failed") and "'Target (mass)'" in n
+        for n in notifications
+    ), notifications
+    assert len(tracker.state.images) == before
+    assert [layer.name for layer in viewer.layers] == ["nuclei"]
+    widget.close()
+
+
 def test_menu_command_opens_the_widget(make_napari_viewer) -> None:
     from napari_lablink._napari.commands import open_tracker_upload_widget
 

@@ -1,9 +1,11 @@
-"""The "Upload to MIBItracker" dock widget: add the selected image layer as a channel of an image.
+"""The "Upload to MIBItracker" dock widget, in two sections: add one image layer as a channel of
+a tracker image, and save the selected channel layers as a MIBItiff to a run (what the writer
+does for ``viewer.layers.save("mibi+http://HOST/runs/LABEL")``, which napari's file dialog
+cannot be given).
 
-The upload runs in a worker thread (napari's ``thread_worker``) so the viewer stays responsive;
-the result or the error goes to a notification and the status line. The layer is only read:
-whatever happens, the viewer's layers stay as they are. Saving several channel layers as a
-MIBItiff to a run is the writer's job (File > Save Layers to ``mibi+http://HOST/runs/LABEL``).
+Uploads run in a worker thread (napari's ``thread_worker``) so the viewer stays responsive; the
+result or the error goes to a notification and the status line. Layers are only read: whatever
+happens, the viewer's layers stay as they are.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_lablink._napari.tracker_upload import upload_channel_layer
+from napari_lablink._napari.tracker_upload import upload_channel_layer, upload_layers_to_run
 from napari_lablink.client.errors import LablinkError
 from napari_lablink.uri import is_remote_uri, parse_uri
 
@@ -36,7 +38,8 @@ TITLE = "Upload to MIBItracker"
 
 
 class TrackerUploadWidget(QWidget):
-    """Uploads one 2-D image layer as a new channel of a tracker image."""
+    """Uploads one 2-D image layer as a new channel of a tracker image, or the selected channel
+    layers as a MIBItiff to a run."""
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -57,6 +60,12 @@ class TrackerUploadWidget(QWidget):
         self.channel.setPlaceholderText("channel name (default: the layer's)")
         self.channel.textEdited.connect(self._channel_typed)
         self.upload_button = QPushButton("Upload")
+        self.run = QLineEdit()
+        self.run.setPlaceholderText("mibi+http://HOST:PORT/runs/LABEL[/FOV]")
+        self.run.setToolTip(
+            "Without a FOV the upload adds one after the run's last; with one it fills that FOV"
+        )
+        self.run_button = QPushButton("Upload selected layers as a MIBItiff")
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -71,10 +80,22 @@ class TrackerUploadWidget(QWidget):
         layout.addWidget(heading)
         layout.addLayout(form)
         layout.addWidget(self.upload_button)
+        run_heading = QLabel(
+            "<b>Save the selected layers as a MIBItiff to a run</b><br>"
+            "Name each layer 'Target (mass)', e.g. CD45 (150); scale in um"
+        )
+        run_heading.setWordWrap(True)
+        run_form = QFormLayout()
+        run_form.addRow("Run", self.run)
+        layout.addSpacing(12)
+        layout.addWidget(run_heading)
+        layout.addLayout(run_form)
+        layout.addWidget(self.run_button)
         layout.addWidget(self.status)
         layout.addStretch()
 
         self.upload_button.clicked.connect(self.upload)
+        self.run_button.clicked.connect(self.upload_to_run)
         self.layer.currentTextChanged.connect(self._layer_chosen)
         # Tracked so close() can undo exactly what __init__ did.
         self._connections = [
@@ -134,23 +155,54 @@ class TrackerUploadWidget(QWidget):
             return
         target = self.target.text().strip()
         channel = self.channel.text().strip() or name
+        self._start(
+            f"Uploading {name!r} as channel {channel!r}...",
+            f"Uploaded channel {channel!r} to",
+            upload_channel_layer,
+            target,
+            data,
+            channel,
+        )
+
+    def upload_to_run(self) -> None:
+        """Start uploading the selected image layers as one MIBItiff to the run (in a thread)."""
+        layers = [layer for layer in self.viewer.layers.selection if layer._type_string == "image"]
+        if not layers:
+            self._failed("select the channel layers to save as a MIBItiff")
+            return
+        ordered = [layer for layer in self.viewer.layers if layer in layers]
+        names = ", ".join(layer.name for layer in ordered)
+        self._start(
+            f"Uploading {names} as a MIBItiff...",
+            f"Uploaded {names} as a MIBItiff to",
+            _upload_to_run,
+            self.run.text().strip(),
+            [layer.as_layer_data_tuple() for layer in ordered],
+        )
+
+    def _start(self, doing: str, done: str, work: Any, *args: Any) -> None:
         self.upload_button.setEnabled(False)
-        self.status.setText(f"Uploading {name!r} as channel {channel!r}...")
-        self._worker = self._upload_worker(target, data, channel)
-        self._worker.returned.connect(lambda outcome: self._done(outcome, channel))
-        self._worker.finished.connect(lambda: self.upload_button.setEnabled(True))
+        self.run_button.setEnabled(False)
+        self.status.setText(doing)
+        self._worker = self._upload_worker(work, *args)
+        self._worker.returned.connect(lambda outcome: self._done(outcome, done))
+        self._worker.finished.connect(self._finished)
         self._worker.start()
 
+    def _finished(self) -> None:
+        self.upload_button.setEnabled(True)
+        self.run_button.setEnabled(True)
+
     @thread_worker
-    def _upload_worker(self, target: str, data: Any, channel: str):
+    def _upload_worker(self, work: Any, *args: Any):
         # Failures are returned, not raised: napari relays a worker's exception as an error
         # notification with a traceback, and the user should get our message instead.
         try:
-            return upload_channel_layer(target, data, channel), None
+            return work(*args), None
         except Exception as exc:
             return None, exc
 
-    def _done(self, outcome: tuple[str | None, Exception | None], channel: str) -> None:
+    def _done(self, outcome: tuple[str | None, Exception | None], done: str) -> None:
         uri, error = outcome
         if error is not None:
             if isinstance(error, LablinkError):
@@ -159,7 +211,7 @@ class TrackerUploadWidget(QWidget):
                 self._failed(f"unexpected {type(error).__name__}: {error}")
             return
         self.last_uri = uri
-        message = f"Uploaded channel {channel!r} to {uri}"
+        message = f"{done} {uri}"
         self.status.setText(message)
         show_info(f"{TITLE}: {message}")
 
@@ -177,3 +229,8 @@ class TrackerUploadWidget(QWidget):
         for signal, slot in self._connections:
             signal.disconnect(slot)
         self._connections = []
+
+
+def _upload_to_run(path: str, layer_data: list[tuple[Any, dict, str]]) -> str:
+    (uri,) = upload_layers_to_run(path, layer_data)
+    return uri
