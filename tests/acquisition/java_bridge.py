@@ -217,6 +217,7 @@ class FakeJavaAcquisition:
         self.aborted = threading.Event()
         self.processor: FakeImageProcessor | None = None
         self.frame_count = 0
+        self.exception: Exception | None = None
         self._thread = threading.Thread(target=self._engine, name="fake-java-engine", daemon=True)
         self._started = False
 
@@ -254,7 +255,8 @@ class FakeJavaAcquisition:
         self.finished.wait()
 
     def check_for_exceptions(self) -> None:
-        return None
+        if self.exception is not None:
+            raise self.exception
 
     # the engine thread
     def _engine(self) -> None:
@@ -282,6 +284,11 @@ class FakeJavaAcquisition:
             z = event.get("z")
             if z is not None:
                 self.core.set_position("Z", z)
+            if self.frame_count == self.bridge.camera_fails_at:
+                # what AcqEngJ does on a hardware error: keep it, abort, finish
+                self.exception = RuntimeError("Camera: snap failed (error 10, device not ready)")
+                self.recorder.record("acq.camera_failed", self.frame_count)
+                return True
             value = 1000 + (round(10 * z) if z is not None else self.frame_count)
             self._snap(event, value, z)
         return False
@@ -347,6 +354,7 @@ class JavaBridgeSubstitute:
         self.core = FakeCore(self.recorder)
         self.acquisitions: list[FakeJavaAcquisition] = []
         self.notifications: FakeNotificationHandler | None = None
+        self.camera_fails_at: int | None = None  # frame number at which the camera fails
         self._sockets: list[zmq.Socket] = []
 
     def socket(self, kind: int) -> zmq.Socket:

@@ -95,6 +95,20 @@ def test_external_sweep_sends_no_z_and_counts_frames(bridge):
     assert not any(c[0] == "core.set_position" for c in bridge.recorder.calls)
 
 
+def test_a_camera_error_on_the_java_side_ends_the_run_with_its_message(bridge):
+    bridge.camera_fails_at = 7
+    with AcquisitionEngine(PycromanagerBackend()) as engine:
+        engine.start(StackPlan(0.0, 2.0, 5))
+        assert engine.wait(20)  # pycromanager would wait for more events forever
+        assert "Camera: snap failed (error 10, device not ready)" in engine.error
+        assert "after plane 2 of 5 of stack 2" in engine.error
+        assert "Kept: 1 complete stack(s)" in engine.error
+        planes = engine.newest_stack(0).data[:, 0, 0]
+        np.testing.assert_array_equal(planes, [1000, 1005, 1010, 1015, 1020])
+        partial = engine.in_progress_stack(0)
+        assert partial.filled.tolist() == [True, True, False, False, False]
+
+
 def test_a_missing_micro_manager_is_reported():
     # nothing listens on this port: pyjavaz itself fails to reach the Java side
     backend = PycromanagerBackend(port=4999, timeout_ms=200)

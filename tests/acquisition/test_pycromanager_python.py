@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pycromanager
 import pymmcore
@@ -141,3 +142,17 @@ def test_binning_changed_mid_run_ends_it_with_a_message(core):
         assert engine.stats().stacks_completed >= 1
         assert engine.newest_stack(0).data.shape == (3, 512, 512)
         assert core.get_position() == pytest.approx(7.0)
+
+
+def test_a_camera_failure_ends_the_run_with_its_message(core, adapter_path):
+    with AcquisitionEngine(PycromanagerBackend(python_backend=True)) as engine:
+        # the camera disappears mid-run; pycromanager's engine fails on the next snap
+        engine.stack_completed.connect(lambda v: core.unload_device("Camera"))
+        try:
+            engine.start(StackPlan(0.0, 2.0, 3, exposure_ms=1.0))
+            assert engine.wait(30)  # without closing pycromanager's event queue: forever
+            assert "Camera not loaded or initialized" in engine.error
+            assert "Kept: 1 complete stack(s)" in engine.error
+            assert engine.newest_stack(0).data.shape == (3, 512, 512)
+        finally:
+            core.load_system_configuration(str(Path(adapter_path) / "MMConfig_demo.cfg"))

@@ -482,9 +482,8 @@ class AcquisitionEngine(AbstractContextManager):
         kept = "Nothing was acquired."
         if run.stats.frames:
             kept = f"Kept: {done} complete stack(s) and the planes of the unfinished one."
-        return (
-            f"Acquisition on the {self.backend.name} backend stopped {where}: {run.error}. {kept}"
-        )
+        reason = str(run.error).rstrip(". ") or type(run.error).__name__
+        return f"Acquisition on the {self.backend.name} backend stopped {where}: {reason}. {kept}"
 
     def _allocate(
         self,

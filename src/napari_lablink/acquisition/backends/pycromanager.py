@@ -167,6 +167,7 @@ class PycromanagerBackend:
                 directory=None,
                 name="lablink-psf",
                 image_process_fn=feeder.process,
+                notification_callback_fn=feeder.notified,
                 show_display=False,
                 port=self.port,
                 timeout=self.timeout_ms,
@@ -318,6 +319,17 @@ class _Feeder:
         if self._received % self._per_cycle == 0 and not self.stopping:
             self._queue_cycle(event_queue.put)
         return None  # dropped: pycromanager keeps nothing
+
+    def notified(self, notification: Any) -> None:
+        """Close the event queue once the acquisition has ended, whatever ended it.
+
+        pycromanager's ``await_completion`` waits for its event thread, which only ends when
+        the queue is closed; after a camera error nobody else would close it and the wait
+        would never return.
+        """
+        if notification.is_acquisition_finished_notification() and self.acq is not None:
+            with contextlib.suppress(Exception):
+                self.acq.mark_finished()
 
     def _queue_cycle(self, put: Any) -> None:
         n = self.plan.n_stacks
