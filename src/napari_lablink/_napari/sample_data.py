@@ -85,7 +85,6 @@ def bead_stack() -> list[LayerDataTuple]:
         "border_width": 0,
         "units": ("um", "um", "um"),
         "axis_labels": ("z", "y", "x"),
-        "out_of_slice_display": True,
         "visible": False,
     }
     return [(stack, image, "image"), (truth.beads_zyx_um.copy(), points, "points")]
