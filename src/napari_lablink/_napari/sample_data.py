@@ -131,7 +131,8 @@ def _mibi_counts(rng: np.random.Generator) -> np.ndarray:
         d = np.hypot(yy - cy, xx - cx)
         closer = d < distance
         distance[closer], nearest[closer] = d[closer], index
-    tissue = ndimage.gaussian_filter(rng.standard_normal((size, size)), 24) > -0.02
+    smooth = ndimage.gaussian_filter(rng.standard_normal((size, size)), 24)
+    tissue = smooth > np.quantile(smooth, 0.25)  # a quarter of the FOV is bare slide
     tumour_cell = np.hypot(*(centres - size * 0.3).T) < size * 0.3
     kind = np.where(tumour_cell, 2, rng.choice([0, 1], size=len(centres), p=[0.6, 0.4]))
     cell = (distance < 6.5) & tissue
