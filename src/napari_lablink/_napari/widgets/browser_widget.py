@@ -94,7 +94,6 @@ class _Listing:
     entries: list[Entry]
     done: bool = False
     loading: bool = False
-    serial: int = 0
 
 
 class BrowserWidget(QWidget):
@@ -117,7 +116,6 @@ class BrowserWidget(QWidget):
         self._workers: set[Any] = set()
         self._listing: _Listing | None = None
         self._path: list[Entry] = []
-        self._serial = 0
         self._build()
         self.refresh_profiles()
         # Bound to the dict, not to self: by the time ``destroyed`` fires, self is gone.
@@ -409,9 +407,8 @@ class BrowserWidget(QWidget):
             return
         if self.search_box.text() != query:
             self.search_box.setText(query)
-        self._serial += 1
         parent = self._path[-1] if self._path else None
-        self._listing = _Listing(profile.name, query, parent, [], serial=self._serial)
+        self._listing = _Listing(profile.name, query, parent, [])
         self._show_entries([])
         self.load_more()
 
