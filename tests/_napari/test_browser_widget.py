@@ -133,6 +133,22 @@ def test_connect_page_search_open_and_copy_mikro(
     assert errors == []
 
 
+def test_a_late_page_of_an_old_search_is_dropped(qtbot, make_napari_viewer, mikro, store) -> None:
+    url = f"http://{mikro.uri_authority}/mikro"
+    store.save(Profile(name="m", kind="mikro", url=url, s3=mikro.s3_endpoint), token=mikro.token)
+    widget = make_widget(make_napari_viewer, store)
+    connect(qtbot, widget, "m")
+    mikro.faults.fail_next(1, "slow", methods=["POST"])  # the first search answers last
+    try:
+        widget.search("tissue 1")
+        widget.search("tissue 2")
+        qtbot.waitUntil(lambda: not widget._workers, timeout=WAIT_MS)
+    finally:
+        mikro.faults.clear()
+    assert names(widget) == ["tissue 2"]
+    assert widget.results.topLevelItemCount() == 1
+
+
 def test_generation1_search_by_tag(qtbot, make_napari_viewer, mikro, store) -> None:
     url = f"http://{mikro.uri_authority}"
     store.save(Profile(name="old", kind="mikro", url=url, s3=mikro.s3_endpoint), token=mikro.token)
