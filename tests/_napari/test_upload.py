@@ -143,3 +143,12 @@ def test_menu_command_opens_the_widget(make_napari_viewer):
     viewer = make_napari_viewer()
     open_upload_widget(viewer)
     assert any("Upload to mikro" in name for name in viewer.window.dock_widgets)
+
+
+def test_acquire_menu_opens_the_psf_widget(make_napari_viewer):
+    from napari_lablink._napari.commands import open_psf_widget
+
+    viewer = make_napari_viewer()
+    open_psf_widget(viewer)
+    (name,) = [n for n in viewer.window.dock_widgets if "PSF acquisition" in n]
+    viewer.window.dock_widgets[name].shutdown()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import napari
 
-__all__ = ["open_tracker_upload_widget", "open_upload_widget"]
+__all__ = ["open_psf_widget", "open_tracker_upload_widget", "open_upload_widget"]
 
 PLUGIN = "napari-lablink"
 
@@ -17,3 +17,8 @@ def open_upload_widget(viewer: napari.viewer.Viewer) -> None:
 def open_tracker_upload_widget(viewer: napari.viewer.Viewer) -> None:
     """File > IO Utilities > Upload to MIBItracker..."""
     viewer.window.add_plugin_dock_widget(PLUGIN, "Upload to MIBItracker")
+
+
+def open_psf_widget(viewer: napari.viewer.Viewer) -> None:
+    """File > Acquire > PSF acquisition..."""
+    viewer.window.add_plugin_dock_widget(PLUGIN, "PSF acquisition")
