@@ -147,6 +147,10 @@ def test_a_late_page_of_an_old_search_is_dropped(qtbot, make_napari_viewer, mikr
         mikro.faults.clear()
     assert names(widget) == ["tissue 2"]
     assert widget.results.topLevelItemCount() == 1
+    # Closing the dock widget closes the widget's own connections.
+    server = widget._servers["m"]
+    widget.close()
+    assert server.closed and widget._servers == {}
 
 
 def test_generation1_search_by_tag(qtbot, make_napari_viewer, mikro, store) -> None:
@@ -158,6 +162,7 @@ def test_generation1_search_by_tag(qtbot, make_napari_viewer, mikro, store) -> N
     search(qtbot, widget, "#even")
     assert names(widget) == ["beads 0", "beads 2"]
     widget.select_entry(1)
+    assert widget.details["tags"].text() == "even"
     assert len(widget.open_selected()) == 2
 
 

@@ -153,9 +153,8 @@ class BrowserWidget(QWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.more_button = QPushButton("More")
 
-        self.details = {
-            key: QLabel() for key in ("name", "shape", "dtype", "pixel size", "channels", "uri")
-        }
+        facts = ("name", "shape", "dtype", "pixel size", "channels", "tags", "uri")
+        self.details = {key: QLabel() for key in facts}
         for label in self.details.values():
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -173,8 +172,11 @@ class BrowserWidget(QWidget):
         place.addWidget(self.up_button)
         place.addWidget(self.where, 1)
         form = QFormLayout()
+        self._detail_titles = {
+            key: QLabel(key.capitalize() if key != "uri" else "URI") for key in self.details
+        }
         for key, label in self.details.items():
-            form.addRow(key.capitalize() if key != "uri" else "URI", label)
+            form.addRow(self._detail_titles[key], label)
         actions = QHBoxLayout()
         for button in (self.into_button, self.open_button, self.copy_button):
             actions.addWidget(button)
@@ -497,9 +499,13 @@ class BrowserWidget(QWidget):
                 else ""
             )
             facts["channels"] = ", ".join(entry.channels)
+            facts["tags"] = ", ".join(entry.tags)
             facts["uri"] = entry.uri
         for key, label in self.details.items():
             label.setText(facts[key])
+            # Rows the selection has nothing for (tags of a tracker FOV) are hidden.
+            label.setVisible(bool(facts[key]) or entry is None)
+            self._detail_titles[key].setVisible(bool(facts[key]) or entry is None)
         self._update_buttons()
 
     def _activate(self) -> None:
