@@ -35,3 +35,35 @@ def test_a_path_lists_its_image_with_the_facts_of_info(
             server.browse("upload-missing/nothing.ome.tif")
         with pytest.raises(ConfigurationError, match="no folders"):
             server.browse(path, parent=entry.uri)
+
+
+@pytest.mark.viewer
+def test_the_browser_finds_a_path_and_opens_it(
+    qtbot, make_napari_viewer, real_pims: RealPims, pims_images: dict[str, TestImage]
+) -> None:
+    from qtpy.QtCore import Qt
+
+    from napari_lablink._napari.widgets.browser_widget import BrowserWidget
+    from napari_lablink.profiles import Profile, ProfileStore
+
+    store = ProfileStore(secrets=None)
+    store.save(Profile(name="pims", kind="pims", url=f"http://127.0.0.1:{real_pims.port}"))
+    viewer = make_napari_viewer()
+    widget = BrowserWidget(viewer, store=store)
+    widget.connect_profile("pims")
+    qtbot.waitUntil(lambda: widget.state("pims") == "connected", timeout=30_000)
+    qtbot.waitUntil(lambda: not widget.loading, timeout=30_000)
+    assert widget.entries == []  # PIMS lists nothing: it is browsed by path
+    image = pims_images["multichannel"]
+    widget.search_box.setText(real_pims.path(image.path))
+    qtbot.keyClick(widget.search_box, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not widget.loading and bool(widget.entries), timeout=30_000)
+    widget.select_entry(0)
+    assert widget.details["channels"].text() == "DAPI, GFP, mCherry"
+    assert widget.details["pixel size"].text() == "y 0.325 µm, x 0.325 µm"
+    layers = widget.open_selected()
+    assert [layer.name for layer in layers] == ["DAPI", "GFP", "mCherry"]
+    widget.search_box.setText("upload-missing/nothing.ome.tif")
+    qtbot.keyClick(widget.search_box, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not widget.loading, timeout=30_000)
+    assert widget.entries == [] and "no image file at this path" in widget.status.text()
