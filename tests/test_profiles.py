@@ -6,6 +6,7 @@ import logging
 import stat
 import sys
 import tomllib
+import types
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,13 @@ import pytest
 from napari_lablink import AuthenticationError, ConfigurationError
 from napari_lablink._toml_write import dumps
 from napari_lablink.config import resolve_credentials
-from napari_lablink.profiles import Profile, ProfileStore, keyring_secrets, server_uri
+from napari_lablink.profiles import (
+    Profile,
+    ProfileStore,
+    keyring_secrets,
+    server_uri,
+    stored_secret,
+)
 from napari_lablink.testing import MikroStandIn, TrackerStandIn
 
 TOKEN = "tok-SECRET-1234567890"
@@ -82,6 +89,63 @@ def test_no_keyring_package_means_the_file(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "keyring", None)  # what an absent package looks like
     assert keyring_secrets() is None
     assert ProfileStore().secrets is None
+
+
+def fake_keyring_package(priority: float) -> types.ModuleType:
+    """A module with the ``keyring`` package's API over a dict: CI machines have neither the
+    package nor an OS keyring, and this checks the adapter's calls against that API."""
+    module = types.ModuleType("keyring")
+    errors = types.ModuleType("keyring.errors")
+
+    class PasswordDeleteError(Exception):
+        pass
+
+    errors.PasswordDeleteError = PasswordDeleteError
+    module.errors = errors
+    vault: dict[tuple[str, str], str] = {}
+    module.vault = vault
+
+    class Backend:
+        @property
+        def priority(self) -> float:
+            if priority < 0:
+                raise RuntimeError("no D-Bus session")
+            return priority
+
+    def delete_password(service: str, user: str) -> None:
+        if (service, user) not in vault:
+            raise PasswordDeleteError(user)
+        del vault[service, user]
+
+    module.get_keyring = Backend
+    module.get_password = lambda service, user: vault.get((service, user))
+    module.set_password = lambda service, user, value: vault.__setitem__((service, user), value)
+    module.delete_password = delete_password
+    return module
+
+
+@pytest.mark.parametrize("priority", [0, -1])
+def test_a_keyring_without_a_usable_backend_means_the_file(monkeypatch, priority) -> None:
+    fake = fake_keyring_package(priority)
+    monkeypatch.setitem(sys.modules, "keyring", fake)
+    monkeypatch.setitem(sys.modules, "keyring.errors", fake.errors)
+    assert keyring_secrets() is None
+
+
+def test_the_os_keyring_through_the_keyring_package(_isolated_config, monkeypatch) -> None:
+    fake = fake_keyring_package(5)
+    monkeypatch.setitem(sys.modules, "keyring", fake)
+    monkeypatch.setitem(sys.modules, "keyring.errors", fake.errors)
+    store = ProfileStore()
+    assert store.secrets is not None and store.secrets.name == "the OS keyring"
+    store.save(mikro_profile(), token=TOKEN)
+    assert fake.vault == {("napari-lablink", "127.0.0.1:8080/token"): TOKEN}
+    assert TOKEN not in _isolated_config.read_text()
+    assert stored_secret("127.0.0.1:8080", "token") == TOKEN
+    assert stored_secret("127.0.0.1:8080", "password") is None
+    store.save(mikro_profile(), token="", replaces="lab")
+    assert fake.vault == {} and stored_secret("127.0.0.1:8080", "token") is None
+    store.remove("lab")  # nothing left to delete: no error
 
 
 def test_with_a_keyring_no_secret_is_in_the_file(_isolated_config) -> None:
