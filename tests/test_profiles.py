@@ -222,6 +222,19 @@ def test_profiles_of_one_server_share_its_credentials(_isolated_config) -> None:
     assert tomllib.loads(_isolated_config.read_text()) == {}
 
 
+def test_a_new_profile_keeps_what_its_server_has(_isolated_config) -> None:
+    _isolated_config.write_text('["127.0.0.1:8080"]\ns3 = "http://s3:9000"\ntoken = "hand"\n')
+    store = ProfileStore(secrets=None)
+    added = store.save(Profile(name="gen1", kind="mikro", url="http://127.0.0.1:8080"))
+    assert added.s3 == "http://s3:9000" and added.has_token
+    assert resolve_credentials("127.0.0.1:8080").token == "hand"
+    # Editing with the field emptied clears it.
+    edited = store.save(
+        Profile(name="gen1", kind="mikro", url="http://127.0.0.1:8080"), replaces="gen1"
+    )
+    assert edited.s3 is None and edited.has_token
+
+
 def test_bad_profiles_are_refused_with_a_reason(_isolated_config) -> None:
     store = ProfileStore(secrets=None)
     store.save(mikro_profile())

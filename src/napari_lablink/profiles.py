@@ -239,7 +239,8 @@ class ProfileStore:
         renamed or moved to another server).
 
         A secret given as ``None`` is kept as stored (it was never shown, so a form leaves it
-        empty), ``""`` removes it. Returns the profile as stored.
+        empty), ``""`` removes it. A new profile without ``s3`` or ``email`` takes those its
+        server has already. Returns the profile as stored.
         """
         name = profile.name.strip()
         if not name:
@@ -263,8 +264,9 @@ class ProfileStore:
         for field, value in (("s3", profile.s3), ("email", profile.email)):
             if value:
                 table[field] = value
-            else:
+            elif old is not None:  # an edit showed the stored value: empty clears it
                 table.pop(field, None)
+            # A new profile leaves what its server's table has (another profile's, or the user's).
         for field, value in secrets.items():
             if value is not None:
                 self._write_secret(key, table, field, value)
