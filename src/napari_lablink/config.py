@@ -103,5 +103,10 @@ def resolve_credentials(server_key: str, **explicit: str | None) -> Credentials:
         if value is None:
             stored = profile.get(f.name)
             value = str(stored) if stored is not None else None
+        if value is None and f.name in (profile.get("keyring") or ()):
+            # Put there by napari_lablink.profiles; keyring is optional, so imported on demand.
+            from napari_lablink.profiles import stored_secret
+
+            value = stored_secret(server_key, f.name)
         values[f.name] = value
     return Credentials(**values)
