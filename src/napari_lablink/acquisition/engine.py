@@ -187,7 +187,9 @@ class AcquisitionEngine(AbstractContextManager):
     - ``stats()``, ``state``, ``error``;
     - callbacks ``stack_completed(view)`` (on the acquisition thread: keep it short and never
       block, e.g. hand the stack to a ``PSFAnalyzer``), ``state_changed(state)`` and
-      ``run_failed(message)`` (both on the control thread).
+      ``run_failed(message)`` (both on the control thread). Callbacks may call ``start`` and
+      ``stop`` but not ``wait`` or ``close``, which wait for the very threads running them;
+      a callback that raises is logged and ignored.
     """
 
     def __init__(

@@ -24,14 +24,18 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from scipy import ndimage
 from scipy.optimize import leastsq
 
 from napari_lablink.acquisition.callbacks import Callbacks
+
+if TYPE_CHECKING:
+    from napari_lablink.acquisition.buffers import StackView
+    from napari_lablink.acquisition.engine import AcquisitionEngine
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +115,8 @@ class PSFSummary:
 
 @dataclass(frozen=True)
 class PSFResult:
+    """The analysis of one stack; ``version``/``stack_index`` say which engine stack it was."""
+
     beads: tuple[BeadFit, ...]
     failures: tuple[BeadFailure, ...]
     summary: PSFSummary
@@ -120,7 +126,6 @@ class PSFResult:
     version: int = 0
     stack_index: int = -1
     analysis_s: float = 0.0
-    metadata: dict[str, object] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, object]]:
         """One dict per bead (failed ones with their reason), e.g. for a table or CSV."""
@@ -501,12 +506,13 @@ def _fit_3d(
 
 @dataclass
 class _Job:
+    """One submission: how to get hold of the stack once the worker starts on it."""
+
     channel: int
-    acquire: Callable[[], AbstractContextManager]
+    acquire: Callable[[], AbstractContextManager[StackView | np.ndarray | None]]
     pixel_size_um: float
     z_positions_um: np.ndarray | None
     version: int = 0
-    stack_index: int = -1
 
 
 class PSFAnalyzer:
@@ -530,7 +536,7 @@ class PSFAnalyzer:
         self._cond = threading.Condition()
         self._closed = False
         self._busy = False
-        self._engine = None
+        self._engine: AcquisitionEngine | None = None
         self._pixel_size_um: float | None = None
         self._thread = threading.Thread(target=self._work, name="lablink-psf", daemon=True)
         self._thread.start()
@@ -558,16 +564,16 @@ class PSFAnalyzer:
             _Job(channel, lambda: nullcontext(stack), pixel_size_um, z_positions_um, version)
         )
 
-    def attach(self, engine: object, pixel_size_um: float | None = None) -> None:
+    def attach(self, engine: AcquisitionEngine, pixel_size_um: float | None = None) -> None:
         """Analyse every stack ``engine`` completes (the widget passes its pixel size)."""
         self.detach()
         self._engine = engine
         self._pixel_size_um = pixel_size_um
-        engine.stack_completed.connect(self._on_stack)  # type: ignore[attr-defined]
+        engine.stack_completed.connect(self._on_stack)
 
     def detach(self) -> None:
         if self._engine is not None:
-            self._engine.stack_completed.disconnect(self._on_stack)  # type: ignore[attr-defined]
+            self._engine.stack_completed.disconnect(self._on_stack)
             self._engine = None
 
     def latest(self, channel: int = 0) -> PSFResult | None:
@@ -593,22 +599,15 @@ class PSFAnalyzer:
 
     # ---------------------------------------------------------------------------------------
 
-    def _on_stack(self, view: object) -> None:
+    def _on_stack(self, view: StackView) -> None:
         engine = self._engine
         if engine is None:
             return
-        channel = view.channel  # type: ignore[attr-defined]
-        geometry = engine.geometry  # type: ignore[attr-defined]
+        channel = view.channel
+        geometry = engine.geometry
         pixel = self._pixel_size_um or (geometry.pixel_size_um if geometry else None) or 1.0
         self._enqueue(
-            _Job(
-                channel,
-                lambda: engine.lease_newest(channel),  # type: ignore[attr-defined]
-                pixel,
-                None,
-                view.version,  # type: ignore[attr-defined]
-                view.stack_index,  # type: ignore[attr-defined]
-            )
+            _Job(channel, lambda: engine.lease_newest(channel), pixel, None, view.version)
         )
 
     def _enqueue(self, job: _Job) -> None:
@@ -642,15 +641,18 @@ class PSFAnalyzer:
                     self._cond.notify_all()
 
     def _run(self, job: _Job) -> None:
-        with job.acquire() as view:
-            if view is None:
+        with job.acquire() as got:
+            if got is None:
                 return
-            stack = getattr(view, "data", view)
-            z = job.z_positions_um
-            if z is None:
-                z = view.z_positions_um
-            version = getattr(view, "version", job.version)
-            stack_index = getattr(view, "stack_index", job.stack_index)
+            if isinstance(got, np.ndarray):
+                stack, z, version, stack_index = got, job.z_positions_um, job.version, -1
+            else:  # a leased engine stack: the newest, which may be newer than the one notified
+                stack, z, version, stack_index = (
+                    got.data,
+                    got.z_positions_um,
+                    got.version,
+                    got.stack_index,
+                )
             result = analyze_stack(
                 stack,
                 pixel_size_um=job.pixel_size_um,
@@ -658,17 +660,7 @@ class PSFAnalyzer:
                 positions=self._positions,
                 options=self.options,
             )
-        result = PSFResult(
-            beads=result.beads,
-            failures=result.failures,
-            summary=result.summary,
-            pixel_size_um=result.pixel_size_um,
-            z_step_um=result.z_step_um,
-            channel=job.channel,
-            version=version,
-            stack_index=stack_index,
-            analysis_s=result.analysis_s,
-        )
+        result = replace(result, channel=job.channel, version=version, stack_index=stack_index)
         self._latest[job.channel] = result
         self.analysed += 1
         self.result_ready(result)
