@@ -110,7 +110,6 @@ class BackendInfo:
     pixel_size_um: float | None = None
     z_step_um: float | None = None
     channels: tuple[str, ...] = ()
-    z_limits_um: tuple[float, float] | None = None
     details: dict[str, str] = field(default_factory=dict)
 
 
