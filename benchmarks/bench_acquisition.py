@@ -51,7 +51,7 @@ from napari_lablink.acquisition.backends.simulated import FWHM_PER_SIGMA
 
 SHAPE = (512, 512)
 PLAN = StackPlan(0.0, 10.0, 41)
-RATES = (500, 1000, 1500, 2000, 3000, 4000)
+RATES = (1000, 2000, 3000, 4000, 5000, 6000, 8000)
 BOUNDED_MB = 16.0
 
 
