@@ -24,8 +24,10 @@ def test_demo_screenshot(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "screenshot saved" in result.stdout
+    for words in ("Cells 3D (mikro, generation 1)", "Tonsil FOV1 (MIBItracker)", "mibi+http://"):
+        assert words in result.stdout
     pixels = np.asarray(Image.open(path).convert("RGB"))
-    assert pixels.shape[0] > 400 and pixels.shape[1] > 600
-    # The canvas shows the cells: many distinct colours, not an empty black canvas.
-    canvas = pixels[:, pixels.shape[1] // 2 :]
+    assert pixels.shape[0] > 800 and pixels.shape[1] > 1200
+    # The canvas (between the docks) shows the cells: many colours, not an empty black canvas.
+    canvas = pixels[:, pixels.shape[1] // 4 : pixels.shape[1] * 3 // 4]
     assert len(np.unique(canvas.reshape(-1, 3), axis=0)) > 1000

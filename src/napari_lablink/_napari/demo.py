@@ -1,59 +1,52 @@
-"""``napari-lablink demo``: the stand-in servers with demo data, and napari showing it.
+"""``napari-lablink demo``: every part of napari-lablink against stand-ins, in one napari window.
 
-Everything runs in one process on 127.0.0.1. With ``screenshot`` the demo waits until every
-layer has been drawn, saves the whole window and exits, which is how CI and headless machines
-check the main job end to end.
+One process on 127.0.0.1: the stand-in mikro servers (both generations, S3 behind moto) and the
+stand-in MIBItracker with demo data, the simulated microscope, and napari showing a 3-D mikro
+image, a mikro pyramid (hidden: a far larger field of view), the channels of a tracker image,
+the PSF widget acquiring, and the browser connected to every demo server. With ``screenshot``
+the demo waits until all of it has loaded and the PSF table has numbers, saves the window and
+exits, which is how CI and headless machines check the main job.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
+import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 __all__ = ["run_demo"]
+
+#: Where the demo images start on the x axis: right of the PSF widget's XY, XZ and YZ panels.
+_PSF_PANELS_WIDTH_UM = 45.0
+_LOAD_TIMEOUT = 180.0
 
 
 def run_demo(screenshot: str | None = None) -> int:
     import napari
-    from qtpy.QtWidgets import QApplication
-
-    from napari_lablink.testing import MikroStandIn
 
     with ExitStack() as stack:
-        mikro = stack.enter_context(MikroStandIn())
-        ids = mikro.seed_demo()
-        # The demo's own server: its token goes where a user's would, the environment.
-        os.environ["LABLINK_TOKEN"] = mikro.token
+        servers = _start_servers(stack)
         viewer = napari.Viewer(title="napari-lablink demo")
+        viewer.window.resize(1700, 1050)
         stack.callback(viewer.close)
-        # The camera fits the first image opened; the pyramid (a far larger field of view) comes
-        # last and hidden, so the cells fill the canvas.
-        opened = {
-            "Cells 3D": mikro.representation_uri(ids["cells_gen1"]),
-            "Nuclei labels": mikro.representation_uri(ids["nuclei_labels_gen1"]),
-            "Tissue pyramid": mikro.image_uri(ids["tissue_pyramid"]),
-        }
-        failed = []
-        for name, uri in opened.items():
-            layers = viewer.open(uri, plugin="napari-lablink")
-            if not layers:
-                failed.append(f"{name} ({uri.split('?')[0]})")
-            elif name == "Tissue pyramid":
-                for layer in layers:
-                    layer.visible = False  # a different field of view: toggle it on to look
-        viewer.dims.set_current_step(0, viewer.dims.nsteps[0] // 2)
+        failed = _open_images(viewer, servers)
+        psf = _add_psf_widget(viewer, stack)
+        browser = _add_browser(viewer, servers)
         print("napari-lablink demo:", flush=True)
-        for name, uri in opened.items():
+        for name, uri in servers["uris"].items():
             print(f"  {name}: {uri}", flush=True)
         if screenshot is None:
             napari.run()
             return 1 if failed else 0
-        for _ in range(50):
-            QApplication.processEvents()
-        if failed:
-            print("demo: could not open " + ", ".join(failed), file=sys.stderr)
+        problem = _wait_until_loaded(viewer, psf, browser) or (
+            "could not open " + ", ".join(failed) if failed else None
+        )
+        if problem:
+            print(f"demo: {problem}", file=sys.stderr, flush=True)
             return 1
         path = Path(screenshot)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,3 +54,116 @@ def run_demo(screenshot: str | None = None) -> int:
         print(f"demo: screenshot saved to {path}", flush=True)
         return 0
     return 1  # unreachable; keeps type checkers content
+
+
+def _start_servers(stack: ExitStack) -> dict[str, Any]:
+    from napari_lablink.profiles import Profile, ProfileStore
+    from napari_lablink.testing import MikroStandIn, TrackerStandIn
+
+    mikro = stack.enter_context(MikroStandIn())
+    tracker = stack.enter_context(TrackerStandIn())
+    mikro_ids = mikro.seed_demo()
+    tracker_demo = tracker.seed_demo(size=512, fovs=3)
+    # The demo's own servers go where a user's would: a servers.toml of its own (never the
+    # user's), with the secrets in that file rather than in the user's keyring.
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lablink-demo-")))
+    os.environ["LABLINK_CONFIG"] = str(folder / "servers.toml")
+    store = ProfileStore(secrets=None)
+    authority = f"http://{mikro.uri_authority}"
+    store.save(
+        Profile(
+            name="mikro (images)", kind="mikro", url=f"{authority}/mikro", s3=mikro.s3_endpoint
+        ),
+        token=mikro.token,
+    )
+    store.save(
+        Profile(name="mikro (representations)", kind="mikro", url=authority, s3=mikro.s3_endpoint)
+    )
+    store.save(
+        Profile(name="MIBItracker", kind="mibi", url=tracker.base_url, email=tracker.email),
+        password=tracker.password,
+    )
+    first_image = tracker_demo["images"][0]["id"]
+    uris = {
+        "Cells 3D (mikro, generation 1)": mikro.representation_uri(mikro_ids["cells_gen1"]),
+        "Nuclei labels (mikro, generation 1)": mikro.representation_uri(
+            mikro_ids["nuclei_labels_gen1"]
+        ),
+        "Tissue pyramid (mikro, generation 2)": mikro.image_uri(mikro_ids["tissue_pyramid"]),
+        "Tonsil FOV1 (MIBItracker)": f"mibi+{tracker.base_url}/images/{first_image}",
+    }
+    return {"store": store, "uris": uris}
+
+
+def _open_images(viewer: Any, servers: dict[str, Any]) -> list[str]:
+    """Open the demo images beside the PSF panels (which sit at the origin, about 40 um wide).
+
+    Only the cells start visible: the tracker field of view and the pyramid are several times
+    larger and would shrink everything else on the canvas; they are one click away.
+    """
+    failed = []
+    for name, uri in servers["uris"].items():
+        layers = viewer.open(uri, plugin="napari-lablink")
+        if not layers:
+            failed.append(name)
+            continue
+        for layer in layers:
+            layer.translate = (*layer.translate[:-1], _PSF_PANELS_WIDTH_UM)
+            layer.visible = name.startswith(("Cells", "Nuclei"))
+    return failed
+
+
+def _add_psf_widget(viewer: Any, stack: ExitStack) -> Any:
+    from napari_lablink._napari.widgets.psf_widget import PSFWidget
+
+    psf = PSFWidget(viewer)
+    viewer.window.add_dock_widget(psf, name="PSF acquisition", area="right")
+    stack.callback(psf.shutdown)
+    psf.start()
+    return psf
+
+
+def _add_browser(viewer: Any, servers: dict[str, Any]) -> Any:
+    from napari_lablink._napari.widgets.browser_widget import BrowserWidget
+
+    browser = BrowserWidget(viewer, store=servers["store"])
+    viewer.window.add_dock_widget(browser, name="Lablink browser", area="left")
+    for name in browser.profile_names():
+        browser.connect_profile(name)
+    return browser
+
+
+def _wait_until_loaded(viewer: Any, psf: Any, browser: Any) -> str | None:
+    """None once the PSF table has numbers and every profile is connected, else what is not."""
+    from qtpy.QtWidgets import QApplication
+
+    deadline = time.monotonic() + _LOAD_TIMEOUT
+    while time.monotonic() < deadline:
+        QApplication.processEvents()
+        states = {name: browser.state(name) for name in browser.profile_names()}
+        if any(state == "failed" for state in states.values()):
+            return f"the browser could not connect: {states}"
+        if psf.results and all(s == "connected" for s in states.values()) and not browser.loading:
+            _fit_visible(viewer)
+            for _ in range(20):  # let the last redraws land
+                QApplication.processEvents()
+                time.sleep(0.02)
+            return None
+        time.sleep(0.02)
+    return f"not loaded after {_LOAD_TIMEOUT:.0f} s (PSF results: {bool(psf.results)})"
+
+
+def _fit_visible(viewer: Any) -> None:
+    """Fit the camera to the visible layers (napari's reset_view fits hidden ones too)."""
+    import numpy as np
+
+    viewer.reset_view()
+    visible = [layer.extent.world[:, -2:] for layer in viewer.layers if layer.visible]
+    if not visible:
+        return
+    low = np.min([e[0] for e in visible], axis=0)
+    high = np.max([e[1] for e in visible], axis=0)
+    everything = viewer.layers.extent.world[:, -2:]
+    ratio = np.min((everything[1] - everything[0]) / np.maximum(high - low, 1e-9))
+    viewer.camera.center = tuple((low + high) / 2)
+    viewer.camera.zoom = viewer.camera.zoom * ratio * 0.95

@@ -82,7 +82,12 @@ class LiveStackDisplay:
         right = (nx + _GAP_PX) * px
         for c, name in enumerate(geometry.channels):
             cmap = colormaps.get(name, "gray")
-            common = {"colormap": cmap, "blending": "additive", "interpolation2d": "nearest"}
+            common = {
+                "colormap": cmap,
+                "blending": "additive",
+                "interpolation2d": "nearest",
+                "units": "um",  # as every other lablink layer: napari warns about mixed units
+            }
             stack = self.viewer.add_image(
                 engine.live_stack(c),
                 name=name,
@@ -111,6 +116,7 @@ class LiveStackDisplay:
             [np.array(f) - half for f in frames],
             shape_type="rectangle",
             name=FRAMES_LAYER,
+            units="um",
             edge_color="dimgray",
             face_color="transparent",
             edge_width=px,
@@ -120,6 +126,7 @@ class LiveStackDisplay:
         self.beads = self.viewer.add_points(
             np.empty((0, 2)),
             name=BEADS_LAYER,
+            units="um",
             symbol="disc",
             size=_MARK_PX * px,
             face_color="transparent",
