@@ -172,3 +172,22 @@ def test_a_camera_that_stops_delivering_ends_the_run(mmc):
         assert "the camera delivered no image for frame 4" in engine.error
         assert "Kept: 1 complete stack(s)" in engine.error
         assert not mmc.mda.is_running()
+
+
+def test_connecting_leaves_the_root_logger_alone() -> None:
+    """pymmcore_plus sets the root logger to DEBUG when imported; the backend puts it back."""
+    import logging
+    import subprocess
+    import sys
+
+    script = (
+        "import logging\n"
+        "from napari_lablink.acquisition.backends.pymmcore import _import_core_class\n"
+        "_import_core_class()\n"
+        "print(logging.getLogger().level)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.strip().splitlines()[-1]) == logging.WARNING

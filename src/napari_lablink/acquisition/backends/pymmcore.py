@@ -82,7 +82,7 @@ class PymmcorePlusBackend:
 
     def connect(self) -> BackendInfo:
         try:
-            from pymmcore_plus import CMMCorePlus
+            CMMCorePlus = _import_core_class()
         except ImportError as exc:
             raise BackendUnavailableError(
                 "pymmcore-plus is not installed: pip install 'napari-lablink[micromanager]'"
@@ -325,3 +325,20 @@ class _FrameListener:
             f"the camera delivered no image for frame {self._received + 1} (pymmcore-plus "
             "logged why: see its log); check the camera and its configuration"
         )
+
+
+def _import_core_class() -> type[CMMCorePlus]:
+    """``pymmcore_plus.CMMCorePlus``, without the root logger change its import makes.
+
+    Importing pymmcore_plus sets the root logger to DEBUG for the whole process, which would
+    turn on every library's debug output in napari the moment a user picks this backend.
+    """
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    try:
+        from pymmcore_plus import CMMCorePlus
+    finally:
+        root.setLevel(level)
+    return CMMCorePlus
