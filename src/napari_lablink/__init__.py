@@ -24,6 +24,7 @@ from napari_lablink.client.errors import (
     ServerUnavailableError,
 )
 from napari_lablink.client.models import Channel, RemoteImage
+from napari_lablink.client.upload import UploadCancelledError, UploadError
 from napari_lablink.uri import RemoteURI, parse_uri
 
 __version__ = "0.1.0"
@@ -42,6 +43,8 @@ __all__ = [
     "Server",
     "ServerError",
     "ServerUnavailableError",
+    "UploadCancelledError",
+    "UploadError",
     "connect",
     "open_image",
     "parse_uri",
