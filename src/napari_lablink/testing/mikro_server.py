@@ -18,7 +18,6 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -37,6 +36,7 @@ from napari_lablink.testing._http import (
     LoopbackHTTPServer,
     QuietHandler,
     ServerThread,
+    Service,
     require_loopback,
 )
 from napari_lablink.testing.faults import Faults
@@ -106,7 +106,7 @@ class _MikroServer(LoopbackHTTPServer):
         super().__init__(host, port, _GraphQLHandler)
 
 
-class MikroStandIn:
+class MikroStandIn(Service):
     """Both mikro generations plus their S3 datalayer, for tests, benchmarks and the demo."""
 
     def __init__(
@@ -163,17 +163,6 @@ class MikroStandIn:
             self._server = None
         if self._owns_s3:
             self.s3.stop()
-
-    def __enter__(self) -> MikroStandIn:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- addresses ---------------------------------------------------------------------------
 

@@ -20,10 +20,10 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
+from napari_lablink.testing._http import Service
 from napari_lablink.testing.pims_venv import (
     PimsSetupError,
     ensure_pims_venv,
@@ -44,7 +44,7 @@ uvicorn.Server(config).run(sockets=[sock])
 """
 
 
-class RealPims:
+class RealPims(Service):
     """The real PIMS serving ``images`` on ``127.0.0.1`` from a temporary ROOT.
 
     Use as a context manager; ``path(image)`` gives the PIMS path of an image (what follows the
@@ -73,18 +73,6 @@ class RealPims:
         self.port = 0
 
     # -- lifecycle --------------------------------------------------------------------------
-
-    def __enter__(self) -> RealPims:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         venv = ensure_pims_venv(self._venv)

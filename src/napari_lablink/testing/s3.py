@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
@@ -29,6 +28,7 @@ from napari_lablink.testing._http import (
     LoopbackHTTPServer,
     QuietHandler,
     ServerThread,
+    Service,
     require_loopback,
 )
 from napari_lablink.testing.faults import Faults
@@ -249,7 +249,7 @@ def _moto_server(host: str) -> Any:
     return MotoServer(ip_address=host, port=0, verbose=False)
 
 
-class S3StandIn:
+class S3StandIn(Service):
     """moto's S3 (and STS) plus a credential-checking, counting, fault-injecting gateway.
 
     Use as a context manager or with ``start()``/``stop()``. Clients talk to ``endpoint``; the
@@ -327,17 +327,6 @@ class S3StandIn:
                     Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"]
                 )
             s3.delete_bucket(Bucket=name)
-
-    def __enter__(self) -> S3StandIn:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- addresses ---------------------------------------------------------------------------
 

@@ -24,13 +24,12 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from email.message import Message
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import numpy as np
 
-from napari_lablink.testing._http import LoopbackHTTPServer, QuietHandler, ServerThread
+from napari_lablink.testing._http import LoopbackHTTPServer, QuietHandler, ServerThread, Service
 from napari_lablink.testing.faults import Faults
 from napari_lablink.testing.tracker_auth import (
     Clock,
@@ -480,7 +479,7 @@ class _Handler(QuietHandler):
         )
 
 
-class TrackerStandIn:
+class TrackerStandIn(Service):
     """A stand-in MIBItracker on ``127.0.0.1`` (see the module docstring).
 
     Use as a context manager, or ``start()``/``stop()``. ``base_url`` is the backend URL a
@@ -537,17 +536,6 @@ class TrackerStandIn:
         if self._started:
             self._thread.stop()
             self._started = False
-
-    def __enter__(self) -> TrackerStandIn:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:
