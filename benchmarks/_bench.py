@@ -7,7 +7,11 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from obstore.store import S3Store
+from zarr.storage import ObjectStore
 
 
 def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -63,3 +67,19 @@ class RemoteMikro:
     def close(self) -> None:
         self.process.stdin.close()
         self.process.wait(timeout=60)
+
+
+def grant_store(grant: Mapping[str, Any], endpoint: str, *, read_only: bool) -> ObjectStore:
+    """Plain zarr's store for a mikro grant: what the baselines read and write through."""
+    s3 = S3Store(
+        grant["bucket"],
+        prefix=grant["key"],
+        endpoint=endpoint,
+        region="us-east-1",
+        access_key_id=grant["accessKey"],
+        secret_access_key=grant["secretKey"],
+        token=grant["sessionToken"],
+        virtual_hosted_style_request=False,
+        client_options={"allow_http": True},
+    )
+    return ObjectStore(s3, read_only=read_only)

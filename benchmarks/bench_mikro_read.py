@@ -12,16 +12,14 @@ import argparse
 import httpx
 import numpy as np
 import zarr
-from obstore.store import S3Store
-from zarr.storage import ObjectStore
 
 import napari_lablink
 from napari_lablink.client.connection import _shared
 
 try:
-    from ._bench import RemoteMikro, bench, best_of
+    from ._bench import RemoteMikro, bench, best_of, grant_store
 except ImportError:
-    from _bench import RemoteMikro, bench, best_of
+    from _bench import RemoteMikro, bench, best_of, grant_store
 
 ACCESS = """mutation A($input: RequestZarrAccessInput!) {
   requestZarrAccess(input: $input) { accessKey secretKey sessionToken bucket key } }"""
@@ -33,18 +31,9 @@ def plain_zarr_array(mikro: RemoteMikro, store_id: str) -> zarr.Array:
         json={"query": ACCESS, "variables": {"input": {"storeId": store_id}}},
         headers={"Authorization": f"Bearer {mikro.token}"},
     ).json()["data"]["requestZarrAccess"]
-    s3 = S3Store(
-        grant["bucket"],
-        prefix=grant["key"],
-        endpoint=mikro.s3_endpoint,
-        region="us-east-1",
-        access_key_id=grant["accessKey"],
-        secret_access_key=grant["secretKey"],
-        token=grant["sessionToken"],
-        virtual_hosted_style_request=False,
-        client_options={"allow_http": True},
+    return zarr.open_array(
+        grant_store(grant, mikro.s3_endpoint, read_only=True), mode="r", zarr_format=3
     )
-    return zarr.open_array(ObjectStore(s3, read_only=True), mode="r", zarr_format=3)
 
 
 def main() -> None:

@@ -16,16 +16,14 @@ import sys
 import httpx
 import numpy as np
 import zarr
-from obstore.store import S3Store
-from zarr.storage import ObjectStore
 
 import napari_lablink
 from napari_lablink.client.upload import plane_chunks
 
 try:
-    from ._bench import RemoteMikro, bench, best_of
+    from ._bench import RemoteMikro, bench, best_of, grant_store
 except ImportError:
-    from _bench import RemoteMikro, bench, best_of
+    from _bench import RemoteMikro, bench, best_of, grant_store
 
 GRANT = """mutation G($input: RequestZarrUploadInput!) {
   requestZarrUpload(input: $input) { accessKey secretKey sessionToken bucket key store } }"""
@@ -54,19 +52,8 @@ def plain_zarr_upload(mikro: RemoteMikro, data: np.ndarray, chunks: tuple[int, .
         json={"query": GRANT, "variables": {"input": {}}},
         headers={"Authorization": f"Bearer {mikro.token}"},
     ).json()["data"]["requestZarrUpload"]
-    s3 = S3Store(
-        grant["bucket"],
-        prefix=grant["key"],
-        endpoint=mikro.s3_endpoint,
-        region="us-east-1",
-        access_key_id=grant["accessKey"],
-        secret_access_key=grant["secretKey"],
-        token=grant["sessionToken"],
-        virtual_hosted_style_request=False,
-        client_options={"allow_http": True},
-    )
     array = zarr.create_array(
-        ObjectStore(s3),
+        grant_store(grant, mikro.s3_endpoint, read_only=False),
         shape=data.shape,
         chunks=chunks,
         dtype=data.dtype,

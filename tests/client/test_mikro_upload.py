@@ -163,6 +163,7 @@ def test_failed_write_registers_nothing_and_discards_the_store(mikro_clean) -> N
     with connect(mikro_clean, "image") as server, pytest.raises(UploadError) as info:
         server.upload(data, name="doomed", kind="image", dims="ctzyx")
     assert "Nothing was registered" in str(info.value)
+    assert "answered 503 Service Unavailable after 3 retries" in str(info.value)
     assert registered(mikro_clean) == before
     new = [mikro_clean.state.stores[s] for s in set(mikro_clean.state.stores) - stores_before]
     assert new and all(store.state == "discarded" for store in new)

@@ -11,6 +11,7 @@ Registration mutations are never retried after a dropped connection, so they can
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Sequence
@@ -123,6 +124,25 @@ def _block_count(shape: Sequence[int], chunks: Sequence[int]) -> int:
     return count
 
 
+def _write_failed(server: MikroServer, endpoint: str, obj: str, exc: Exception) -> UploadError:
+    """The user's message for a write that S3 refused even after retrying."""
+    text = str(exc) or type(exc).__name__
+    request = re.search(r"performing (\w+) (\S+)", text)
+    status = re.search(r"status code: (\d{3}[A-Za-z ]*)", text)
+    retries = re.search(r"after (\d+) retries", text)
+    if request and status:  # obstore's wording: keep what a person needs
+        said = f"{request[1]} {request[2]} answered {status[1].strip()}"
+        said += f" after {retries[1]} retries" if retries else ""
+    else:
+        said = text.splitlines()[0]
+    return UploadError(
+        f"Writing the data to S3 failed ({server.transport.scrub(said)[:240]})",
+        server=endpoint,
+        obj=obj,
+        hint="Nothing was registered; try again",
+    )
+
+
 # -- generation 1 ---------------------------------------------------------------------------------
 
 
@@ -166,13 +186,7 @@ def upload_representation(
     except LablinkError:
         raise
     except Exception as exc:
-        raise UploadError(
-            f"Writing the data to S3 failed ({type(exc).__name__}: "
-            f"{server.transport.scrub(str(exc))[:200]})",
-            server=endpoint,
-            obj=obj,
-            hint="Nothing was registered; try again",
-        ) from exc
+        raise _write_failed(server, endpoint, obj, exc) from exc
     size = request.pixel_size
     omero = {
         "physicalSize": {d: size.get(d) for d in ("x", "y", "z")},
@@ -246,13 +260,7 @@ def upload_image(
         _abandon(server, stores, obj)
         if isinstance(exc, LablinkError) or not isinstance(exc, Exception):
             raise
-        raise UploadError(
-            f"Writing the data to S3 failed ({type(exc).__name__}: "
-            f"{server.transport.scrub(str(exc))[:200]})",
-            server=endpoint,
-            obj=obj,
-            hint="Nothing was registered; try again",
-        ) from exc
+        raise _write_failed(server, endpoint, obj, exc) from exc
     full_id = _register(server, request, stores[0].grant["store"], obj, scale=None)
     for n, store in enumerate(stores[1:], start=1):
         _register(server, request, store.grant["store"], obj, scale=(full_id, 2**n))
