@@ -9,6 +9,11 @@ import pytest
 _ENV = ("LABLINK_TOKEN", "LABLINK_MIBI_EMAIL", "LABLINK_MIBI_PASSWORD", "LABLINK_S3_ENDPOINT")
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Collection imported pymmcore_plus (root logger now DEBUG) before any fixture runs."""
+    logging.getLogger().setLevel(logging.WARNING)
+
+
 @pytest.fixture(autouse=True)
 def _quiet_root_logger():
     """Importing pymmcore_plus sets the root logger to DEBUG for the whole process; every later

@@ -64,9 +64,13 @@ def test_stand_in_servers_never_import_the_client() -> None:
 
 
 def test_the_manifest_is_the_root_one() -> None:
-    link = PACKAGE / "napari.yaml"
+    """In the source tree the package's manifest links to the root one; installed, it is a copy."""
+    root = Path(__file__).parent.parent
+    link = root / "src" / "napari_lablink" / "napari.yaml"
     assert link.is_symlink()
-    assert link.resolve() == (PACKAGE.parent.parent / "napari.yaml").resolve()
+    assert link.resolve() == (root / "napari.yaml").resolve()
+    installed = PACKAGE / "napari.yaml"
+    assert installed.read_text() == (root / "napari.yaml").read_text()
 
 
 def test_npe2_validates_the_manifest() -> None:

@@ -106,6 +106,8 @@ def test_the_shared_core_is_used_by_default(demo_config, adapter_path):
 
 
 def test_a_configuration_file_gives_a_core_of_its_own(demo_config, adapter_path):
+    """Even when no shared core exists yet: ours must not become it (we unload it on close)."""
+    pymmcore_plus.core._mmcore_plus._instance = None  # a process where nobody made one yet
     backend = PymmcorePlusBackend(config_file=demo_config, adapter_paths=(adapter_path,))
     backend.connect()
     core = backend.mmcore

@@ -293,7 +293,7 @@ class MikroServer(Server):
             )
         if any(w in lowered for w in _MISSING_WORDS):
             return NotFoundError(f"Not found ({said})", server=self.label, obj=obj)
-        if "cannot query field" in lowered or "unknown argument" in lowered:
+        if any(w in lowered for w in ("cannot query field", "unknown argument", "unknown field")):
             return ProtocolError(
                 f"The server does not understand the query ({said})", server=self.label, obj=obj
             )

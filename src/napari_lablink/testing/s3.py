@@ -280,10 +280,13 @@ class S3StandIn(Service):
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> S3StandIn:
-        # werkzeug (under moto) prints every request to stderr unless told otherwise.
-        werkzeug_log = logging.getLogger("werkzeug")
-        if werkzeug_log.level == logging.NOTSET:
-            werkzeug_log.setLevel(logging.WARNING)
+        # werkzeug (under moto) prints every request to stderr unless told otherwise, and
+        # botocore's debug records are malformed when some other package turns on DEBUG
+        # for the whole process (pymmcore_plus does on import); the admin client needs none.
+        for name in ("werkzeug", "botocore", "boto3", "urllib3"):
+            quiet = logging.getLogger(name)
+            if quiet.level == logging.NOTSET:
+                quiet.setLevel(logging.WARNING)
         global _running
         self._moto = _moto_server(self._host)
         self._moto.start()

@@ -65,6 +65,7 @@ class PymmcorePlusBackend:
         self._config_file = None if config_file is None else str(config_file)
         self._adapter_paths = tuple(str(p) for p in adapter_paths)
         self._owns_core = False
+        self._shared_core: object | None = None
         self.park_stage = park_stage
         self.stop_timeout_s = stop_timeout_s
         self._thread: threading.Thread | None = None
@@ -91,6 +92,10 @@ class PymmcorePlusBackend:
             if self._config_file is None:
                 self._mmc = CMMCorePlus.instance()
             else:
+                # The first core created becomes the process's shared instance (held only
+                # weakly); make sure that is not ours, or napari-micromanager would get the core
+                # we unload on close. The reference keeps the shared one alive meanwhile.
+                self._shared_core = CMMCorePlus.instance()
                 mmc = CMMCorePlus()
                 if self._adapter_paths:
                     mmc.setDeviceAdapterSearchPaths(list(self._adapter_paths))
