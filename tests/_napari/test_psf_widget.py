@@ -13,6 +13,7 @@ import threading
 import numpy as np
 import pytest
 import tifffile
+import zarr
 from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt
 
@@ -281,6 +282,14 @@ def test_snap_and_exports(make_widget, qtbot, tmp_path) -> None:
         np.testing.assert_array_equal(data[c], engine.newest_stack(c).data)
     assert 'PhysicalSizeZ="0.25"' in ome and 'PhysicalSizeX="0.1"' in ome
     assert 'Name="GFP"' in ome and 'Name="RFP"' in ome
+
+    group = zarr.open_group(str(widget.export_stack(tmp_path / "stack.ome.zarr")), mode="r")
+    (image,) = group.attrs["multiscales"]
+    assert [a["name"] for a in image["axes"]] == ["c", "z", "y", "x"]
+    scale = image["datasets"][0]["coordinateTransformations"][0]["scale"]
+    assert scale == pytest.approx([1.0, 0.25, 0.1, 0.1])
+    assert [c["label"] for c in group.attrs["omero"]["channels"]] == ["GFP", "RFP"]
+    np.testing.assert_array_equal(group["0"][:], data)
 
 
 def test_failures_are_notifications(make_widget, qtbot, notes, tmp_path) -> None:

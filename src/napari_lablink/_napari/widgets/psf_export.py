@@ -1,4 +1,4 @@
-"""Files the PSF widget writes: the PSF table as CSV and the last stack as OME-TIFF.
+"""Files the PSF widget writes: the PSF table as CSV, the last stack as OME-TIFF or OME-Zarr.
 
 Plain functions of a path, so tests and scripts call them without file dialogs.
 """
@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+import zarr
 
 from napari_lablink.acquisition import BeadFit, PSFResult
 
-__all__ = ["write_psf_csv", "write_stack_ome_tiff"]
+__all__ = ["write_psf_csv", "write_stack", "write_stack_ome_tiff", "write_stack_ome_zarr"]
 
 _COLUMNS = ("channel", *BeadFit.__dataclass_fields__, "status")
 
@@ -82,3 +83,59 @@ def write_stack_ome_tiff(
         },
     )
     return path
+
+
+def write_stack_ome_zarr(
+    stacks: Sequence[np.ndarray],
+    path: str | Path,
+    *,
+    channels: Sequence[str],
+    pixel_size_um: float,
+    z_step_um: float,
+) -> Path:
+    """Write (z, y, x) stacks as one CZYX OME-Zarr image (NGFF 0.4, read by napari-ome-zarr).
+
+    One chunk per plane, the scale in micrometres and the channel names in ``omero``.
+    """
+    if len(stacks) != len(channels) or not stacks:
+        raise ValueError(f"need one stack per channel, got {len(stacks)} for {len(channels)}")
+    path = Path(path)
+    data = np.stack([np.asarray(s) for s in stacks])
+    space = {"type": "space", "unit": "micrometer"}
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    root.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "name": path.stem,
+            "axes": [
+                {"name": "c", "type": "channel"},
+                {"name": "z", **space},
+                {"name": "y", **space},
+                {"name": "x", **space},
+            ],
+            "datasets": [
+                {
+                    "path": "0",
+                    "coordinateTransformations": [
+                        {
+                            "type": "scale",
+                            "scale": [1.0, abs(z_step_um) or 1.0, pixel_size_um, pixel_size_um],
+                        }
+                    ],
+                }
+            ],
+        }
+    ]
+    root.attrs["omero"] = {"channels": [{"label": name, "active": True} for name in channels]}
+    array = root.create_array(
+        "0", shape=data.shape, chunks=(1, 1, *data.shape[2:]), dtype=data.dtype
+    )
+    array[:] = data
+    return path
+
+
+def write_stack(stacks: Sequence[np.ndarray], path: str | Path, **metadata) -> Path:
+    """OME-Zarr for a ``.zarr`` path, OME-TIFF otherwise."""
+    if str(path).rstrip("/").endswith(".zarr"):
+        return write_stack_ome_zarr(stacks, path, **metadata)
+    return write_stack_ome_tiff(stacks, path, **metadata)

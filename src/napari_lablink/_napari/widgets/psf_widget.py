@@ -40,7 +40,7 @@ from qtpy.QtWidgets import (
 from napari_lablink._napari.widgets.psf_backends import BackendFactory, default_backends
 from napari_lablink._napari.widgets.psf_beads import BeadSource
 from napari_lablink._napari.widgets.psf_display import BEADS_LAYER, LiveStackDisplay
-from napari_lablink._napari.widgets.psf_export import write_psf_csv, write_stack_ome_tiff
+from napari_lablink._napari.widgets.psf_export import write_psf_csv, write_stack
 from napari_lablink._napari.widgets.psf_form import AcquisitionForm
 from napari_lablink._napari.widgets.psf_pacing import PacedStacks
 from napari_lablink._napari.widgets.psf_table import PSFTable
@@ -179,7 +179,7 @@ class PSFWidget(QWidget):
         )
         self.table = PSFTable()
         self.csv_button = QPushButton("Export table (CSV)…")
-        self.tiff_button = QPushButton("Export stack (OME-TIFF)…")
+        self.tiff_button = QPushButton("Export stack (OME-TIFF/Zarr)…")
 
         buttons = QHBoxLayout()
         for button in (self.start_button, self.stop_button, self.snap_button):
@@ -373,7 +373,8 @@ class PSFWidget(QWidget):
         return write_psf_csv(results, path, self._channels)
 
     def export_stack(self, path: str | Path) -> Path:
-        """Write the newest complete stack of every channel to ``path`` as OME-TIFF."""
+        """Write the newest complete stack of every channel to ``path``: OME-TIFF, or OME-Zarr
+        for a ``.zarr`` path."""
         engine = self._res.engine
         geometry = None if engine is None else engine.geometry
         if engine is None or geometry is None:
@@ -384,7 +385,7 @@ class PSFWidget(QWidget):
                 if view is None:
                     raise ValueError("no complete stack yet: wait for the first stack to finish")
                 stacks.append(np.array(view.data))
-        return write_stack_ome_tiff(
+        return write_stack(
             stacks,
             path,
             channels=geometry.channels,
@@ -520,7 +521,10 @@ class PSFWidget(QWidget):
 
     def _on_export_stack(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export stack", "psf_stack.ome.tif", "OME-TIFF (*.ome.tif *.ome.tiff)"
+            self,
+            "Export stack",
+            "psf_stack.ome.tif",
+            "OME-TIFF (*.ome.tif *.ome.tiff);;OME-Zarr (*.ome.zarr)",
         )
         if path:
             self._export(self.export_stack, path)
