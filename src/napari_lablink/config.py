@@ -2,8 +2,10 @@
 
 Each setting is looked up in this order: an explicit argument, the environment
 (``LABLINK_TOKEN``, ``LABLINK_MIBI_EMAIL``, ``LABLINK_MIBI_PASSWORD``, ``LABLINK_S3_ENDPOINT``),
-the config file (``LABLINK_CONFIG``, default ``<user config dir>/napari-lablink/servers.toml``,
-one table per ``host:port``). The file is TOML::
+the config file (``LABLINK_CONFIG``, else napari's plugin setting "Config file", else
+``<user config dir>/napari-lablink/servers.toml``; one table per ``host:port``), and inside
+napari its plugin settings (a default S3 endpoint; no secrets: napari stores its settings in
+plain YAML). The file is TOML::
 
     ["mikro.example.org:443"]
     token = "..."
@@ -17,6 +19,7 @@ one table per ``host:port``). The file is TOML::
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -58,9 +61,25 @@ class Credentials:
         return tuple(s for s in (self.token, self.password) if s)
 
 
+def napari_setting(name: str) -> str | None:
+    """A value of napari's plugin settings for napari-lablink (``servers.<name>``), if set.
+
+    Read only when napari is already running in this process: the core never imports napari.
+    """
+    if "napari.settings" not in sys.modules:
+        return None
+    try:
+        from napari.settings import get_plugin_settings
+
+        value = getattr(get_plugin_settings("napari-lablink").servers, name)
+    except Exception:  # an older napari without plugin settings, or none declared
+        return None
+    return str(value).strip() or None
+
+
 def config_path() -> Path:
-    """The servers.toml in use: ``LABLINK_CONFIG`` or the user's config directory."""
-    explicit = os.environ.get("LABLINK_CONFIG")
+    """The servers.toml in use: ``LABLINK_CONFIG``, napari's plugin setting, or the default."""
+    explicit = os.environ.get("LABLINK_CONFIG") or napari_setting("config_file")
     if explicit:
         return Path(explicit).expanduser()
     return Path(platformdirs.user_config_dir("napari-lablink", appauthor=False)) / "servers.toml"
@@ -108,5 +127,7 @@ def resolve_credentials(server_key: str, **explicit: str | None) -> Credentials:
             from napari_lablink.profiles import stored_secret
 
             value = stored_secret(server_key, f.name)
+        if value is None and f.name == "s3":
+            value = napari_setting("s3_endpoint")
         values[f.name] = value
     return Credentials(**values)
