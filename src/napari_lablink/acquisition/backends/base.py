@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
-from napari_lablink.acquisition.types import BackendInfo, FrameSink, StackPlan
+from napari_lablink.acquisition.types import AcquisitionError, BackendInfo, FrameSink, StackPlan
 
 
 @runtime_checkable
@@ -37,3 +38,21 @@ class Backend(Protocol):
     def close(self) -> None:
         """Stop and release the hardware; the backend may be connected again afterwards."""
         ...
+
+
+def channel_presets(plan: StackPlan, group: str, available: Iterable[str]) -> list[str | None]:
+    """The Micro-Manager presets of the channel group that ``plan``'s channels switch to.
+
+    A single channel that is not a preset just labels the current settings (``None``: switch
+    nothing); several channels must all be presets, or the plan cannot be run.
+    """
+    presets = set(available) if group else set()
+    if plan.n_channels == 1 and plan.channels[0] not in presets:
+        return [None]
+    missing = [c for c in plan.channels if c not in presets]
+    if missing:
+        raise AcquisitionError(
+            f"channel(s) {', '.join(missing)} are not presets of the channel group "
+            f"{group or '(none set)'}; available: {', '.join(sorted(presets)) or 'none'}"
+        )
+    return list(plan.channels)

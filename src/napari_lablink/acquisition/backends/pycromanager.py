@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_lablink.acquisition.backends.base import channel_presets
 from napari_lablink.acquisition.types import (
     AcquisitionError,
     BackendInfo,
@@ -230,16 +231,8 @@ class PycromanagerBackend:
         feeder.sink.finished(error)
 
     def _channel_presets(self, plan: StackPlan, group: str) -> list[str | None]:
-        available = set(_strings(self.core.get_available_configs(group))) if group else set()
-        if plan.n_channels == 1 and plan.channels[0] not in available:
-            return [None]
-        missing = [c for c in plan.channels if c not in available]
-        if missing:
-            raise AcquisitionError(
-                f"channel(s) {', '.join(missing)} are not presets of the channel group "
-                f"{group or '(none set)'}; available: {', '.join(sorted(available)) or 'none'}"
-            )
-        return list(plan.channels)
+        available = _strings(self.core.get_available_configs(group)) if group else []
+        return channel_presets(plan, group, available)
 
 
 def _import_pycromanager() -> tuple[Any, Any]:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_lablink.acquisition.backends.base import channel_presets
 from napari_lablink.acquisition.types import (
     AcquisitionError,
     BackendInfo,
@@ -199,20 +200,8 @@ class PymmcorePlusBackend:
         self.mmcore.mda.cancel()
 
     def _channel_presets(self, plan: StackPlan, group: str) -> list[str | None]:
-        """Channel names that are presets of the channel group switch to them.
-
-        A single channel that is not a preset just labels the current settings.
-        """
-        available = set(self.mmcore.getAvailableConfigs(group)) if group else set()
-        if plan.n_channels == 1 and plan.channels[0] not in available:
-            return [None]
-        missing = [c for c in plan.channels if c not in available]
-        if missing:
-            raise AcquisitionError(
-                f"channel(s) {', '.join(missing)} are not presets of the channel group "
-                f"{group or '(none set)'}; available: {', '.join(sorted(available)) or 'none'}"
-            )
-        return list(plan.channels)
+        available = self.mmcore.getAvailableConfigs(group) if group else ()
+        return channel_presets(plan, group, available)
 
     def _events(self, plan: StackPlan, channels: list[str | None], group: str) -> Iterator[Any]:
         import useq
