@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_lablink._napari.tracker_upload import upload_channel_layer, upload_layers_to_run
+from napari_lablink._napari.widgets.layer_watch import LayerListWatch
 from napari_lablink.client.errors import LablinkError
 from napari_lablink.uri import is_remote_uri, parse_uri
 
@@ -97,14 +98,7 @@ class TrackerUploadWidget(QWidget):
         self.upload_button.clicked.connect(self.upload)
         self.run_button.clicked.connect(self.upload_to_run)
         self.layer.currentTextChanged.connect(self._layer_chosen)
-        # Tracked so close() can undo exactly what __init__ did.
-        self._connections = [
-            (viewer.layers.events.inserted, self._refresh_layers),
-            (viewer.layers.events.removed, self._refresh_layers),
-            (viewer.layers.selection.events.active, self._refresh_layers),
-        ]
-        for signal, slot in self._connections:
-            signal.connect(slot)
+        self._layer_watch = LayerListWatch(viewer, self._refresh_layers, selection="active")
         self._refresh_layers()
         self.target.setText(self._default_target())
 
@@ -226,9 +220,7 @@ class TrackerUploadWidget(QWidget):
 
     def close_connections(self) -> None:
         """Disconnect from the viewer's events."""
-        for signal, slot in self._connections:
-            signal.disconnect(slot)
-        self._connections = []
+        self._layer_watch.close()
 
 
 def _upload_to_run(path: str, layer_data: list[tuple[Any, dict, str]]) -> str:

@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_lablink._napari.upload_layers import jobs_from_layer_data
+from napari_lablink._napari.widgets.layer_watch import LayerListWatch
 from napari_lablink.client.connection import shared_connection
 from napari_lablink.client.errors import LablinkError
 from napari_lablink.client.upload import UploadCancelledError
@@ -97,14 +98,7 @@ class UploadWidget(QWidget):
 
         self.upload_button.clicked.connect(self.upload)
         self.cancel_button.clicked.connect(self.cancel)
-        # Tracked so close() can undo exactly what __init__ did.
-        self._connections = [
-            (viewer.layers.events.inserted, self._refresh_layers),
-            (viewer.layers.events.removed, self._refresh_layers),
-            (viewer.layers.selection.events.changed, self._refresh_layers),
-        ]
-        for signal, slot in self._connections:
-            signal.connect(slot)
+        self._layer_watch = LayerListWatch(viewer, self._refresh_layers)
         self._refresh_layers()
 
     def _default_target(self) -> str:
@@ -241,6 +235,4 @@ class UploadWidget(QWidget):
     def close_connections(self) -> None:
         """Disconnect from the viewer and stop a running upload (nothing gets registered)."""
         self._cancel.set()
-        for signal, slot in self._connections:
-            signal.disconnect(slot)
-        self._connections = []
+        self._layer_watch.close()
