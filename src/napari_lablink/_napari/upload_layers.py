@@ -37,7 +37,6 @@ class UploadJob:
     labels: bool = False
     rgb: bool = False
     origins: list[str] = field(default_factory=list)
-    layer_names: list[str] = field(default_factory=list)
 
     def kwargs(self) -> dict[str, Any]:
         return {
@@ -137,7 +136,6 @@ def jobs_from_layer_data(
                     labels=kind == "labels",
                     rgb=bool(meta.get("rgb")),
                     origins=_origin(meta, server),
-                    layer_names=[meta.get("name", "layer")],
                 )
             )
         elif kind == "image":
@@ -164,7 +162,6 @@ def jobs_from_layer_data(
                 ],
                 pixel_size=_pixel_size(first, names),
                 origins=_origin(first, server),
-                layer_names=[m.get("name", "layer") for m in metas],
             )
         )
     return jobs
