@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from napari_lablink.testing import MikroStandIn
 from napari_lablink.testing.mikro_server import Operation
 
-from .conftest import data_of, error_of, graphql, s3_client
+from .helpers import data_of, error_of, graphql, s3_client
 
 REQUEST = "query Request { request { accessKey secretKey sessionToken status } }"
 IMAGES = "query Images { images { id name } }"

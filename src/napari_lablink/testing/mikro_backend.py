@@ -25,7 +25,7 @@ from napari_lablink.testing.mikro_state import (
     ScaleView,
     ZarrStore,
 )
-from napari_lablink.testing.s3 import S3Scope, S3StandIn
+from napari_lablink.testing.s3.server import S3Scope, S3StandIn
 
 VARIETIES = ("MASK", "VOXEL", "RGB", "UNKNOWN")
 

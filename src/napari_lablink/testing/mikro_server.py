@@ -45,7 +45,7 @@ from napari_lablink.testing.mikro_gen1 import Gen1Root
 from napari_lablink.testing.mikro_gen2 import Gen2Root
 from napari_lablink.testing.mikro_schema import gen1_schema, gen2_schema
 from napari_lablink.testing.mikro_state import MikroError, MikroState
-from napari_lablink.testing.s3 import S3StandIn
+from napari_lablink.testing.s3.server import S3StandIn
 
 __all__ = ["MikroStandIn", "Operation"]
 

@@ -17,7 +17,7 @@ import numpy as np
 from napari_lablink.testing.mikro_state import MikroError
 
 if TYPE_CHECKING:
-    from napari_lablink.testing.s3 import S3StandIn
+    from napari_lablink.testing.s3.server import S3StandIn
 
 DIMS = ["c", "t", "z", "y", "x"]
 GEN1_TARGET_CHUNK_BYTES = 20 * 1024 * 1024

@@ -32,7 +32,7 @@ from napari_lablink.testing._http import (
     require_loopback,
 )
 from napari_lablink.testing.faults import Faults
-from napari_lablink.testing.s3_auth import (
+from napari_lablink.testing.s3.auth import (
     SLOW_DOWN,
     CredentialRegistry,
     RequestIdentity,

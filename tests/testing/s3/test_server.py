@@ -14,9 +14,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from napari_lablink.testing import S3StandIn
-from napari_lablink.testing.s3 import S3Request, S3Scope
+from napari_lablink.testing.s3.server import S3Request, S3Scope
 
-from .conftest import s3_client
+from ..helpers import s3_client
 
 BUCKET = "plates"
 
