@@ -4,7 +4,7 @@ Written from the protocol documents alone: nothing here imports the plugin's cli
 mistake in the client cannot hide behind the same mistake in its test server.
 """
 
-from napari_lablink.testing.mikro_server import MikroStandIn
+from napari_lablink.testing.mikro.server import MikroStandIn
 from napari_lablink.testing.s3.server import S3StandIn
 from napari_lablink.testing.tracker_server import LoggedRequest, TrackerStandIn
 

@@ -12,7 +12,7 @@ import sys
 import threading
 from types import FrameType
 
-from napari_lablink.testing.mikro_server import MikroStandIn
+from napari_lablink.testing.mikro.server import MikroStandIn
 
 
 def serve_mikro(port: int = 0, demo: bool = False) -> int:

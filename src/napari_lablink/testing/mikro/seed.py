@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from napari_lablink.testing import demo_data, mikro_zarr
-from napari_lablink.testing.mikro_backend import MikroBackend
+from napari_lablink.testing.demo_data import cell_stack, tissue_plane
+from napari_lablink.testing.mikro import zarr_io
+from napari_lablink.testing.mikro.backend import MikroBackend
 
 
 def add_representation(
@@ -28,10 +29,10 @@ def add_representation(
     tags: Sequence[str] = (),
     chunks: Sequence[int] | None = None,
 ) -> str:
-    array = mikro_zarr.as_5d(np.asarray(array), "a representation")
-    chunks = chunks or mikro_zarr.gen1_default_chunks(array.shape, array.dtype.itemsize)
+    array = zarr_io.as_5d(np.asarray(array), "a representation")
+    chunks = chunks or zarr_io.gen1_default_chunks(array.shape, array.dtype.itemsize)
     bucket, key = backend.config.gen1_bucket, f"{uuid.uuid4()}.zarr"
-    mikro_zarr.write_gen1_dataset(backend.s3, bucket, key, array, chunks)
+    zarr_io.write_gen1_dataset(backend.s3, bucket, key, array, chunks)
     omero = None
     if physical_size is not None or channels is not None:
         omero = {
@@ -57,20 +58,20 @@ def add_image(
     tags: Sequence[str] = (),
 ) -> str:
     """Upload ``array`` as a generation-2 image; levels > 1 become derived scale images."""
-    array = mikro_zarr.as_5d(np.asarray(array), "an image")
+    array = zarr_io.as_5d(np.asarray(array), "an image")
     if pyramid_levels < 1:
         raise ValueError(f"pyramid_levels must be at least 1, not {pyramid_levels}")
-    chunks = tuple(chunks or mikro_zarr.gen2_default_chunks(array.shape))
+    chunks = tuple(chunks or zarr_io.gen2_default_chunks(array.shape))
     channel_views = _channel_views(channels, array.shape[0])
     base_id = ""
     level = array
     for index in range(pyramid_levels):
         factor = 2**index
         if index:
-            level = mikro_zarr.downsample_yx(level)
+            level = zarr_io.downsample_yx(level)
         store = backend.new_store(level.shape, chunks, "3")
         level_chunks = tuple(min(c, s) for c, s in zip(chunks, level.shape, strict=True))
-        mikro_zarr.write_gen2_array(backend.s3, store.s3_bucket, store.key, level, level_chunks)
+        zarr_io.write_gen2_array(backend.s3, store.s3_bucket, store.key, level, level_chunks)
         image = backend.register_image(
             store.id,
             name=name if not index else f"{name} (1:{factor})",
@@ -112,7 +113,7 @@ DEMO_CHANNELS = [
 
 def seed_demo(backend: MikroBackend) -> dict[str, str]:
     """The demo content; returns ids under stable names (see MikroStandIn.seed_demo)."""
-    stack, labels = demo_data.cell_stack((3, 1, 16, 256, 256))
+    stack, labels = cell_stack((3, 1, 16, 256, 256))
     gen1_channels = [
         {
             "name": c["name"],
@@ -150,7 +151,7 @@ def seed_demo(backend: MikroBackend) -> dict[str, str]:
         ),
         "tissue_pyramid": add_image(
             backend,
-            demo_data.tissue_plane((2, 1, 1, 2048, 2048)),
+            tissue_plane((2, 1, 1, 2048, 2048)),
             "Tissue pyramid",
             chunks=(1, 1, 1, 512, 512),
             channels=[

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from napari_lablink.testing.mikro_backend import MikroBackend
-from napari_lablink.testing.mikro_state import Representation
+from napari_lablink.testing.mikro.backend import MikroBackend
+from napari_lablink.testing.mikro.state import Representation
 
 #: What the real generation-1 server puts into ``request.status``.
 GRANTED_STATUS = "success"

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from napari_lablink.testing import MikroStandIn
 
-from .helpers import data_of, error_of, graphql, s3_client, zarr_store
+from ..helpers import data_of, error_of, graphql, s3_client, zarr_store
 
 GET_IMAGE = """
 query GetImage($id: ID!) {

@@ -10,9 +10,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from napari_lablink.testing import MikroStandIn
-from napari_lablink.testing.mikro_server import Operation
+from napari_lablink.testing.mikro.server import Operation
 
-from .helpers import data_of, error_of, graphql, s3_client
+from ..helpers import data_of, error_of, graphql, s3_client
 
 REQUEST = "query Request { request { accessKey secretKey sessionToken status } }"
 IMAGES = "query Images { images { id name } }"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from napari_lablink.testing.mikro_backend import MikroBackend
-from napari_lablink.testing.mikro_state import Image, ScaleView, ZarrStore
+from napari_lablink.testing.mikro.backend import MikroBackend
+from napari_lablink.testing.mikro.state import Image, ScaleView, ZarrStore
 
 #: The datalayer name grants carry.
 DATALAYER = "zarr"

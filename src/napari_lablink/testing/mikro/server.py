@@ -31,7 +31,6 @@ from graphql import (
     validate,
 )
 
-from napari_lablink.testing import mikro_seed
 from napari_lablink.testing._http import (
     LoopbackHTTPServer,
     QuietHandler,
@@ -40,11 +39,12 @@ from napari_lablink.testing._http import (
     require_loopback,
 )
 from napari_lablink.testing.faults import Faults
-from napari_lablink.testing.mikro_backend import MikroBackend, MikroConfig
-from napari_lablink.testing.mikro_gen1 import Gen1Root
-from napari_lablink.testing.mikro_gen2 import Gen2Root
-from napari_lablink.testing.mikro_schema import gen1_schema, gen2_schema
-from napari_lablink.testing.mikro_state import MikroError, MikroState
+from napari_lablink.testing.mikro import seed
+from napari_lablink.testing.mikro.backend import MikroBackend, MikroConfig
+from napari_lablink.testing.mikro.gen1 import Gen1Root
+from napari_lablink.testing.mikro.gen2 import Gen2Root
+from napari_lablink.testing.mikro.schema import gen1_schema, gen2_schema
+from napari_lablink.testing.mikro.state import MikroError, MikroState
 from napari_lablink.testing.s3.server import S3StandIn
 
 __all__ = ["MikroStandIn", "Operation"]
@@ -252,7 +252,7 @@ class MikroStandIn(Service):
         chunks: Sequence[int] | None = None,
     ) -> str:
         """A generation-1 representation of a (c, t, z, y, x) array; returns its id."""
-        return mikro_seed.add_representation(
+        return seed.add_representation(
             self._backend,
             array,
             name,
@@ -275,7 +275,7 @@ class MikroStandIn(Service):
         tags: Sequence[str] = (),
     ) -> str:
         """A generation-2 image of a (c, t, z, y, x) array (plus pyramid); returns its id."""
-        return mikro_seed.add_image(
+        return seed.add_image(
             self._backend,
             array,
             name,
@@ -290,7 +290,7 @@ class MikroStandIn(Service):
         """Demo content. Keys: ``cells_gen1``, ``cells_gen2`` (3 x 1 x 16 x 256 x 256 uint16,
         0.2/0.2/0.5 um), ``tissue_pyramid`` (gen 2, 2 x 2048 x 2048, 3 levels) and
         ``nuclei_labels_gen1`` (a MASK representation)."""
-        return mikro_seed.seed_demo(self._backend)
+        return seed.seed_demo(self._backend)
 
     def read_representation(self, id: str) -> np.ndarray:
         """The pixels of a representation, read server-side with xarray."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_lablink.testing import MikroStandIn, demo_data
+from napari_lablink.testing import MikroStandIn
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +56,3 @@ def test_demo_labels_are_a_mask_of_the_nuclei(mikro: MikroStandIn, demo: dict[st
     assert len(np.unique(labels)) > 4  # background plus several nuclei
     nuclei = mikro.read_representation(demo["cells_gen1"])[0]
     assert nuclei[labels[0] > 0].mean() > 2 * nuclei[labels[0] == 0].mean()
-
-
-def test_demo_data_is_deterministic() -> None:
-    first, labels = demo_data.cell_stack((3, 1, 4, 64, 64), seed=3)
-    second, _ = demo_data.cell_stack((3, 1, 4, 64, 64), seed=3)
-    np.testing.assert_array_equal(first, second)
-    assert labels.shape == (1, 1, 4, 64, 64)
-    tissue = demo_data.tissue_plane((1, 1, 1, 128, 96))
-    assert tissue.shape == (1, 1, 1, 128, 96) and tissue.dtype == np.uint16

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from napari_lablink.testing import mikro_zarr
-from napari_lablink.testing.mikro_state import (
+from napari_lablink.testing.mikro import zarr_io
+from napari_lablink.testing.mikro.state import (
     STORE_DISCARDED,
     STORE_POPULATED,
     AffineTransformationView,
@@ -78,7 +78,7 @@ class MikroBackend:
         omero: dict[str, Any] | None,
     ) -> Representation:
         bucket, key = _split_store(store)
-        facts = mikro_zarr.read_gen1_dataset(self.s3, bucket, key)
+        facts = zarr_io.read_gen1_dataset(self.s3, bucket, key)
         origin_ids = [self.state.representation(o).id for o in origins or () if o is not None]
         variety = variety or "UNKNOWN"
         if variety not in VARIETIES:
@@ -161,7 +161,7 @@ class MikroBackend:
                 f"ZarrStore {store.id} holds {size} bytes, more than the {store.max_bytes} "
                 "bytes (maxBytes) its upload grant allows."
             )
-        facts = mikro_zarr.read_gen2_array(self.s3, store.s3_bucket, store.key)
+        facts = zarr_io.read_gen2_array(self.s3, store.s3_bucket, store.key)
         store.shape = facts["shape"]
         store.chunks = facts["chunks"]
         store.dtype = facts["dtype"]
