@@ -35,7 +35,7 @@ except ImportError:
 SERVER = """
 import json, sys
 import numpy as np
-from napari_lablink.testing.tracker_server import TrackerStandIn
+from napari_lablink.testing.tracker.server import TrackerStandIn
 channels, size, latency = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 rng = np.random.default_rng(0)
 # Sparse counts as ion images have them: mostly 0-2 counts, a few bright cells.

@@ -17,7 +17,7 @@ def _serve(args: argparse.Namespace) -> int:
         from napari_lablink.testing.serve import serve_mikro
 
         return serve_mikro(port=args.port, demo=args.demo)
-    from napari_lablink.testing.serve_tracker import serve_tracker
+    from napari_lablink.testing.serve import serve_tracker
 
     return serve_tracker(port=args.port, demo=args.demo, size=args.size)
 

@@ -13,7 +13,7 @@ import pytest
 from napari.utils.notifications import notification_manager
 
 from napari_lablink._napari.readers import get_reader, read_remote
-from napari_lablink.testing.tracker_server import TrackerStandIn
+from napari_lablink.testing.tracker.server import TrackerStandIn
 
 pytestmark = pytest.mark.viewer
 

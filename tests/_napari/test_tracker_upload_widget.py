@@ -12,7 +12,7 @@ import pytest
 from napari.utils.notifications import notification_manager
 
 from napari_lablink._napari.widgets.tracker_upload_widget import TrackerUploadWidget
-from napari_lablink.testing.tracker_server import TrackerStandIn
+from napari_lablink.testing.tracker.server import TrackerStandIn
 
 pytestmark = pytest.mark.viewer
 

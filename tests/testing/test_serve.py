@@ -1,12 +1,15 @@
-"""serve_mikro in its own process: one JSON line saying where everything is, clean stop."""
+"""serve_mikro and serve_tracker: one JSON line saying where everything is, clean stop."""
 
 from __future__ import annotations
 
+import io
 import json
 import select
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +17,8 @@ import boto3
 import httpx
 import pytest
 from botocore.config import Config
+
+from napari_lablink.testing.serve import serve_tracker
 
 SERVE = (
     "from napari_lablink.testing.serve import serve_mikro; "
@@ -136,3 +141,53 @@ def test_sigint_stops_a_server_without_demo_content() -> None:
         returncode, _, err = stop(process, signal.SIGINT)
     assert returncode == 0, err
     assert "Traceback" not in err
+
+
+# -- the tracker --------------------------------------------------------------------------
+
+
+def test_serve_tracker_prints_one_json_line_and_serves_until_stopped() -> None:
+    out = io.StringIO()
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=serve_tracker, kwargs={"demo": True, "size": 64, "out": out, "stop": stop}
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not out.getvalue().endswith("\n") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (line,) = out.getvalue().splitlines()
+        info = json.loads(line)
+        base = info["base_url"]
+        assert base.startswith("http://127.0.0.1:")
+        authority = base.removeprefix("http://")
+        assert f"mibi+http://{authority}/images/1" in info["images"]
+        assert f"mibi+http://{authority}/runs/{info['run_label']}/FOV1" in info["images"]
+        login = httpx.post(
+            f"{base}/api-token-auth/", json={"email": info["email"], "password": info["password"]}
+        )
+        assert login.status_code == 200
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{base}/images/")
+
+
+def test_serve_tracker_process_stops_cleanly_on_sigterm() -> None:
+    code = "from napari_lablink.testing.serve import serve_tracker as s; raise SystemExit(s())"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        info = json.loads(process.stdout.readline())
+        assert httpx.options(f"{info['base_url']}/").status_code == 401  # up, and asks for a token
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -9,16 +9,45 @@ so contrast limits, colormaps and sparse rendering are exercised as with real da
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-if TYPE_CHECKING:
-    from napari_lablink.testing.tracker_server import TrackerStandIn
+__all__ = ["PANEL", "Seedable", "seed_demo"]
 
-__all__ = ["PANEL", "seed_demo"]
+
+class Seedable(Protocol):
+    """The part of the stand-in's seeding API the demo uses.
+
+    The demo depends on this rather than on ``TrackerStandIn``, whose ``seed_demo`` calls the
+    demo: so the two modules do not import each other.
+    """
+
+    def add_project(self, name: str) -> int: ...
+
+    def add_tissue(self, organ: str) -> int: ...
+
+    def add_run(
+        self, label: str, name: str | None = None, *, fov_size: float | None, project: int | None
+    ) -> int: ...
+
+    def add_image(
+        self,
+        run: int | str,
+        number: str,
+        channels: Mapping[str, tuple[int | None, np.ndarray]],
+        fov_size_um: float,
+        *,
+        description: str | None,
+        settings: Mapping[str, Mapping[str, Any]] | None,
+        panel: str | None,
+        tissue: int | None,
+        coordinates: tuple[float, float] | None,
+    ) -> int: ...
+
 
 #: (mass, target, compartment, counts per pixel where expressed). Compartments: "nucleus",
 #: "membrane", "cytoplasm", "matrix" (outside cells), "tissue" and "slide" (elemental channels).
@@ -165,7 +194,7 @@ def _settings(channels: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
     return settings
 
 
-def seed_demo(standin: TrackerStandIn, *, size: int, fovs: int, seed: int) -> dict[str, Any]:
+def seed_demo(standin: Seedable, *, size: int, fovs: int, seed: int) -> dict[str, Any]:
     """Add the demo run to ``standin``; returns the run and image ids for printing and tests."""
     rng = np.random.default_rng(seed)
     project = standin.add_project("Demo project")

@@ -9,13 +9,8 @@ from __future__ import annotations
 import base64
 import io
 import json
-import signal
 import ssl
 import struct
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,8 +20,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_lablink.testing.serve_tracker import serve_tracker
-from napari_lablink.testing.tracker_server import TrackerStandIn
+from napari_lablink.testing.tracker.server import TrackerStandIn
 
 RNG = np.random.default_rng(3)
 
@@ -877,7 +871,7 @@ def test_request_log_records_token_presence_never_the_token(
     assert token not in repr(log) and tracker.password not in repr(log)
 
 
-# -- demo and the command-line server --------------------------------------------------------
+# -- demo --------------------------------------------------------
 
 
 def test_demo_run_has_a_sparse_multichannel_panel(
@@ -897,52 +891,3 @@ def test_demo_run_has_a_sparse_multichannel_panel(
     # cell-type markers are sparse and not everywhere the same
     assert counts["CD8"].mean() < counts["dsDNA"].mean()
     assert image["fov_size"] == pytest.approx(demo["fov_size_um"])
-
-
-def test_serve_tracker_prints_one_json_line_and_serves_until_stopped(web: httpx.Client) -> None:
-    out = io.StringIO()
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=serve_tracker, kwargs={"demo": True, "size": 64, "out": out, "stop": stop}
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not out.getvalue().endswith("\n") and time.monotonic() < deadline:
-            time.sleep(0.02)
-        (line,) = out.getvalue().splitlines()
-        info = json.loads(line)
-        base = info["base_url"]
-        assert base.startswith("http://127.0.0.1:")
-        authority = base.removeprefix("http://")
-        assert f"mibi+http://{authority}/images/1" in info["images"]
-        assert f"mibi+http://{authority}/runs/{info['run_label']}/FOV1" in info["images"]
-        login = web.post(
-            f"{base}/api-token-auth/", json={"email": info["email"], "password": info["password"]}
-        )
-        assert login.status_code == 200
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-    assert not thread.is_alive()
-    with pytest.raises(httpx.ConnectError):
-        web.get(f"{base}/images/")
-
-
-def test_serve_tracker_process_stops_cleanly_on_sigterm(web: httpx.Client) -> None:
-    code = (
-        "from napari_lablink.testing.serve_tracker import serve_tracker as s; raise SystemExit(s())"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None
-        info = json.loads(process.stdout.readline())
-        assert web.options(f"{info['base_url']}/").status_code == 401  # up, and asks for a token
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()

@@ -1,4 +1,4 @@
-"""A stand-in MIBItracker: every route of ``protocols/mibitracker.md`` over real HTTP on loopback.
+"""A stand-in MIBItracker: every route of the MIBItracker protocol over real HTTP on loopback.
 
 Written from the protocol document and the reference client's documentation (seed 001), never
 from the plugin's client, so that the two check each other. It behaves like the real backend in
@@ -31,15 +31,15 @@ import numpy as np
 
 from napari_lablink.testing._http import LoopbackHTTPServer, QuietHandler, ServerThread, Service
 from napari_lablink.testing.faults import Faults
-from napari_lablink.testing.tracker_auth import (
+from napari_lablink.testing.tracker.auth import (
     Clock,
     StorageError,
     TokenError,
     TokenIssuer,
     UrlSigner,
 )
-from napari_lablink.testing.tracker_files import BadFile, Fov, Part, build_run_xml, parse_multipart
-from napari_lablink.testing.tracker_state import ApiError, Channel, Image, TrackerState
+from napari_lablink.testing.tracker.files import BadFile, Fov, Part, build_run_xml, parse_multipart
+from napari_lablink.testing.tracker.state import ApiError, Channel, Image, TrackerState
 
 __all__ = ["LoggedRequest", "TrackerStandIn"]
 
@@ -700,7 +700,7 @@ class TrackerStandIn(Service):
 
     def seed_demo(self, *, size: int = 512, fovs: int = 3, seed: int = 0) -> dict[str, Any]:
         """A demo run of ``fovs`` FOVs with a 28-channel panel of sparse, cell-like counts."""
-        from napari_lablink.testing.tracker_demo import seed_demo  # numpy-heavy, only on demand
+        from napari_lablink.testing.tracker.demo import seed_demo  # numpy-heavy, only on demand
 
         return seed_demo(self, size=size, fovs=fovs, seed=seed)
 
