@@ -19,8 +19,8 @@ import numpy as np
 import tifffile
 
 import napari_lablink
-from napari_lablink.testing.pims_images import write_pyramid
-from napari_lablink.testing.pims_server import RealPims
+from napari_lablink.testing.pims.images import write_pyramid
+from napari_lablink.testing.pims.server import RealPims
 
 try:
     from ._bench import bench, best_of

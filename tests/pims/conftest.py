@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from napari_lablink.testing.pims_images import TestImage, write_all
-from napari_lablink.testing.pims_server import PimsSetupError, RealPims, ensure_pims_venv
+from napari_lablink.testing.pims.images import TestImage, write_all
+from napari_lablink.testing.pims.server import PimsSetupError, RealPims, ensure_pims_venv
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ import pytest
 from napari_lablink.client.connection import connect
 from napari_lablink.client.errors import ConfigurationError, NotFoundError
 from napari_lablink.client.pims import PimsServer
-from napari_lablink.testing.pims_images import TestImage
-from napari_lablink.testing.pims_server import RealPims
+from napari_lablink.testing.pims.images import TestImage
+from napari_lablink.testing.pims.server import RealPims
 
 pytestmark = [pytest.mark.pims, pytest.mark.timeout(900)]
 

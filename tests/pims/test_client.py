@@ -28,8 +28,8 @@ from napari_lablink.client.errors import (
 )
 from napari_lablink.client.pims import PimsServer, decode_window, exact_tiers
 from napari_lablink.testing._http import LoopbackHTTPServer
-from napari_lablink.testing.pims_images import TestImage, write_multichannel
-from napari_lablink.testing.pims_server import RealPims
+from napari_lablink.testing.pims.images import TestImage, write_multichannel
+from napari_lablink.testing.pims.server import RealPims
 
 pytestmark = [pytest.mark.pims, pytest.mark.timeout(900)]
 

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_lablink.testing.pims_images import TestImage, write_multichannel
-from napari_lablink.testing.pims_server import PimsSetupError, RealPims, ensure_pims_venv
-from napari_lablink.testing.pims_venv import venv_python
+from napari_lablink.testing.pims.images import TestImage, write_multichannel
+from napari_lablink.testing.pims.install import venv_python
+from napari_lablink.testing.pims.server import PimsSetupError, RealPims, ensure_pims_venv
 
 pytestmark = [pytest.mark.pims, pytest.mark.timeout(900)]
 

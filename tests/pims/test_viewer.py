@@ -14,7 +14,7 @@ import tifffile
 from napari.utils.notifications import notification_manager
 
 from napari_lablink._napari.readers import read_remote
-from napari_lablink.testing.pims_images import TestImage
+from napari_lablink.testing.pims.images import TestImage
 
 pytestmark = [pytest.mark.pims, pytest.mark.viewer, pytest.mark.timeout(900)]
 

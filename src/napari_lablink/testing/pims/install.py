@@ -23,7 +23,7 @@ from pathlib import Path
 import platformdirs
 
 PIMS_REQUIREMENT = "cytomine-pims==1.0.0"
-CONSTRAINTS = Path(__file__).with_name("pims_constraints.txt")
+CONSTRAINTS = Path(__file__).with_name("constraints.txt")
 VENV_ENV_VAR = "LABLINK_PIMS_VENV"
 PYTHON_ENV_VAR = "LABLINK_PIMS_PYTHON"
 """Base interpreter for the venv (default: the running one). It must be CPython 3.11."""
@@ -186,7 +186,7 @@ def _fix_aioredis(python: str) -> None:
     if source.count(_AIOREDIS_BROKEN) != 1:
         raise PimsSetupError(
             f"{exceptions} does not contain the aioredis 2.0.1 TimeoutError definition this "
-            "fix expects; check the aioredis pin in pims_constraints.txt"
+            "fix expects; check the aioredis pin in constraints.txt"
         )
     exceptions.write_text(source.replace(_AIOREDIS_BROKEN, _AIOREDIS_FIXED))
 
@@ -233,7 +233,7 @@ def _locked(lock_path: Path) -> Iterator[None]:
 
 
 if __name__ == "__main__":
-    # `python -m napari_lablink.testing.pims_venv`: build the venv ahead of the tests (CI step).
+    # `python -m napari_lablink.testing.pims.install`: build the venv ahead of the tests (CI step).
     started = time.monotonic()
     built = ensure_pims_venv()
     print(f"PIMS venv ready at {built} ({time.monotonic() - started:.1f} s)")

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from napari_lablink.testing._http import Service
-from napari_lablink.testing.pims_venv import (
+from napari_lablink.testing.pims.install import (
     PimsSetupError,
     ensure_pims_venv,
     pims_environment,
