@@ -239,7 +239,7 @@ class MikroBackend:
         )
 
     def _affine_view(self, view: dict[str, Any]) -> AffineTransformationView:
-        matrix = view.get("affineMatrix")
+        matrix: Any = view.get("affineMatrix")
         valid = (
             isinstance(matrix, list)
             and len(matrix) == 4

@@ -26,7 +26,7 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
-    execute,
+    execute_sync,
     parse,
     validate,
 )
@@ -305,7 +305,8 @@ class MikroStandIn(Service):
         import zarr
 
         store = self.state.store(self.state.image(id).store)
-        return zarr.open_array(self.s3.zarr_store(store.s3_bucket, store.key), mode="r")[...]
+        array = zarr.open_array(self.s3.zarr_store(store.s3_bucket, store.key), mode="r")
+        return np.asarray(array[...])
 
     # -- request handling ----------------------------------------------------------------------
 
@@ -351,7 +352,7 @@ class MikroStandIn(Service):
         errors = validate(schema, document)
         if errors:
             return _json(200, {"data": None, "errors": [e.formatted for e in errors]})
-        result = execute(
+        result = execute_sync(
             schema,
             document,
             root_value=self._roots[generation],
@@ -360,9 +361,9 @@ class MikroStandIn(Service):
         )
         payload: dict[str, Any] = {"data": result.data}
         if result.errors:
-            for error in result.errors:
-                if not isinstance(error.original_error, MikroError | None):
-                    log.warning("mikro stand-in resolver failed", exc_info=error.original_error)
+            for failure in result.errors:
+                if not isinstance(failure.original_error, MikroError | None):
+                    log.warning("mikro stand-in resolver failed", exc_info=failure.original_error)
             payload["errors"] = [e.formatted for e in result.errors]
         return _json(200, payload)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -185,7 +186,7 @@ def _write_pyramid(
     path: Path, levels: list[np.ndarray], photometric: str, metadata: dict[str, object]
 ) -> None:
     with tifffile.TiffWriter(path, bigtiff=True, ome=True) as tif:
-        options = {
+        options: dict[str, Any] = {
             "tile": (TILE, TILE),
             "compression": "zlib",
             "compressionargs": {"level": 1},  # noisy data barely compresses: favour speed

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from email.message import Message
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
@@ -102,7 +103,8 @@ class RequestIdentity:
     session_token: str | None
 
     @classmethod
-    def parse(cls, headers: Mapping[str, str], query: str) -> RequestIdentity:
+    def parse(cls, headers: Mapping[str, str] | Message, query: str) -> RequestIdentity:
+        """From the request's headers (the handler's message, or a plain dict) and query."""
         params = {k.lower(): v for k, v in parse_qs(query, keep_blank_values=True).items()}
         access_key = None
         authorization = headers.get("Authorization") or headers.get("authorization") or ""

@@ -127,7 +127,7 @@ def _cells(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray,
     centres = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2)
     centres = centres + rng.uniform(-0.35, 0.35, centres.shape) * spacing
     radii = radius * rng.uniform(0.75, 1.25, len(centres))
-    yx = np.stack(np.mgrid[0:size, 0:size], axis=-1).reshape(-1, 2)
+    yx = np.indices((size, size)).reshape(2, -1).T
     distance, nearest = cKDTree(centres).query(yx)
     relative = (distance / radii[nearest]).reshape(size, size)
     labels = np.where(relative < 1.0, nearest.reshape(size, size), -1)

@@ -605,14 +605,15 @@ class TrackerState:
                 if not isinstance(image_id, int) or image_id not in self.images:
                     raise _invalid_pk("images", image_id)
             project = self.related("project", body.get("project"))
+            imageset_id = self.next_id("imageset")
             imageset = {
-                "id": self.next_id("imageset"),
+                "id": imageset_id,
                 "name": str(body["name"]),
                 "project": project["id"] if project else None,
                 "description": body.get("description"),
                 "images": list(ids),
             }
-            self.imagesets[imageset["id"]] = imageset
+            self.imagesets[imageset_id] = imageset
             return imageset
 
 
