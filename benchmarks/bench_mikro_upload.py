@@ -18,7 +18,7 @@ import numpy as np
 import zarr
 
 import napari_lablink
-from napari_lablink.client.upload import plane_chunks
+from napari_lablink.client.mikro.blocks import plane_chunks
 
 try:
     from ._bench import RemoteMikro, bench, best_of, grant_store

@@ -33,6 +33,7 @@ from napari_lablink.client.errors import (
     ProtocolError,
     ServerError,
 )
+from napari_lablink.client.lazy import chunked_array
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
 from napari_lablink.client.transport import Transport
 from napari_lablink.config import Credentials
@@ -375,23 +376,14 @@ class _WindowReader:
         name = "pims-" + tokenize(self.server.uri.base_url, self.path, tier.level, self.rgb_samples)
         starts_y = np.cumsum((0, *chunks_y[:-1]))
         starts_x = np.cumsum((0, *chunks_x[:-1]))
-        graph: dict[tuple, tuple] = {}
-        for ci in range(len(c_chunks)):
+
+        def read(index: tuple[int, ...]) -> np.ndarray:
+            ci, t, z, yi, xi = index
+            region = (int(starts_y[yi]), int(starts_x[xi]), chunks_y[yi], chunks_x[xi])
             channel = None if self.rgb_samples else ci
-            for t in range(n_t):
-                for z in range(n_z):
-                    for yi, (top, height) in enumerate(zip(starts_y, chunks_y, strict=True)):
-                        for xi, (left, width) in enumerate(zip(starts_x, chunks_x, strict=True)):
-                            region = (int(top), int(left), height, width)
-                            graph[(name, ci, t, z, yi, xi)] = (
-                                self.fetch,
-                                tier.level,
-                                region,
-                                channel,
-                                z,
-                                t,
-                            )
-        return da.Array(graph, name, chunks, meta=np.empty((0,) * 5, dtype=self.dtype))
+            return self.fetch(tier.level, region, channel, z, t)
+
+        return chunked_array(name, chunks, self.dtype, read)
 
     def fetch(
         self,

@@ -11,16 +11,16 @@ from __future__ import annotations
 import io
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import CancelledError, Executor, Future
 
 import dask.array as da
 import imagecodecs
 import numpy as np
 import tifffile
-from dask.highlevelgraph import HighLevelGraph, Layer, MaterializedLayer
 
 from napari_lablink.client.errors import LablinkError
+from napari_lablink.client.lazy import chunked_array
 
 __all__ = ["ChannelCache", "ChannelDataError", "channel_file", "channel_stack", "decode_png"]
 
@@ -174,30 +174,15 @@ class ChannelCache:
                 del self._channels[name]
 
 
-class _ChannelLayer(MaterializedLayer):
-    """The graph layer of a channel stack; it tells the cache which channels a compute needs.
-
-    dask culls every graph to the chunks a compute needs before running it, so this is where
-    the cache learns that several channels are wanted together and can download them at once.
-    """
-
-    def __init__(self, tasks: dict, cache: ChannelCache, names: dict[tuple, str]) -> None:
-        super().__init__(tasks)
-        self._cache = cache
-        self._names = names
-
-    def cull(self, keys: set, all_hlg_keys: Collection) -> tuple[Layer, Mapping]:
-        needed = [self._names[key] for key in keys if key in self._names]
-        if len(needed) > 1:
-            self._cache.prefetch(needed)
-        return super().cull(keys, all_hlg_keys)
-
-
 def channel_stack(cache: ChannelCache, names: Sequence[str], shape: tuple[int, int]) -> da.Array:
-    """A lazy (c, y, x) uint16 stack with one chunk per channel, each read through ``cache``."""
-    key = f"mibi-channels-{uuid.uuid4().hex}"
-    chunk_names = {(key, i, 0, 0): name for i, name in enumerate(names)}
-    tasks = {chunk: (cache.block, name) for chunk, name in chunk_names.items()}
-    graph = HighLevelGraph({key: _ChannelLayer(tasks, cache, chunk_names)}, {key: set()})
-    chunks = ((1,) * len(names), (shape[0],), (shape[1],))
-    return da.Array(graph, key, chunks=chunks, dtype=np.uint16)
+    """A lazy (c, y, x) uint16 stack with one chunk per channel, each read through ``cache``.
+
+    Before a compute, dask says which channels it needs, so the cache can download them at once.
+    """
+    return chunked_array(
+        f"mibi-channels-{uuid.uuid4().hex}",
+        ((1,) * len(names), (shape[0],), (shape[1],)),
+        np.uint16,
+        lambda index: cache.block(names[index[0]]),
+        plan=lambda indices: cache.prefetch(names[index[0]] for index in indices),
+    )

@@ -8,7 +8,7 @@ import numpy as np
 import zarr
 from zarr.storage import MemoryStore, WrapperStore
 
-from napari_lablink.client.datalayer import lazy_array
+from napari_lablink.client.mikro.datalayer import lazy_array
 
 
 class CountingStore(WrapperStore):

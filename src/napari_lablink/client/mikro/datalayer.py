@@ -9,28 +9,33 @@ hour ago keeps working.
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from itertools import product
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dask.array as da
 import numpy as np
 import obstore.exceptions as obx
-import zarr
-from dask.array.core import normalize_chunks
-from dask.highlevelgraph import HighLevelGraph, Layer, MaterializedLayer
 from obstore.store import S3Store
+from zarr.abc.store import ByteRequest
 from zarr.storage import ObjectStore, WrapperStore
+from zarr.types import AnyArray
 
 from napari_lablink.client.errors import AuthenticationError, ServerUnavailableError
+from napari_lablink.client.lazy import ChunkIndex, ReadAhead, chunked_array
+from napari_lablink.client.upload import UploadError
 
-__all__ = ["GrantedStore", "S3Grant", "lazy_array"]
+if TYPE_CHECKING:
+    from zarr.core.buffer import Buffer, BufferPrototype
+
+__all__ = ["GrantedStore", "S3Grant", "granted", "lazy_array", "write_failed"]
+
+T = TypeVar("T")
 
 #: Ask for a new grant this many seconds before the old one expires.
 _EXPIRY_MARGIN = 30.0
@@ -61,13 +66,64 @@ class S3Grant:
         return self.expires_at is not None and time.time() > self.expires_at - _EXPIRY_MARGIN
 
 
+def granted(
+    answer: Mapping[str, Any] | None,
+    bucket: str,
+    key: str,
+    *,
+    expires_at: float | None = None,
+    server: str,
+    obj: str,
+) -> S3Grant:
+    """The grant in a server's credentials answer (``accessKey``, ``secretKey``, ...).
+
+    An answer without keys means the server will not let this user at the data.
+    """
+    if not answer or not answer.get("accessKey") or not answer.get("secretKey"):
+        raise AuthenticationError(
+            "The server granted no S3 credentials",
+            server=server,
+            obj=obj,
+            hint="Ask the server's administrator for data access",
+        )
+    return S3Grant(
+        access_key_id=str(answer["accessKey"]),
+        secret_access_key=str(answer["secretKey"]),
+        session_token=answer.get("sessionToken"),
+        bucket=bucket,
+        key=key,
+        expires_at=expires_at,
+    )
+
+
+def write_failed(
+    exc: Exception, scrub: Callable[[str], str], endpoint: str, obj: str
+) -> UploadError:
+    """The user's message for a write that S3 refused even after retrying."""
+    text = str(exc) or type(exc).__name__
+    request = re.search(r"performing (\w+) (\S+)", text)
+    status = re.search(r"status code: (\d{3}[A-Za-z ]*)", text)
+    retries = re.search(r"after (\d+) retries", text)
+    if request and status:  # obstore's wording: keep what a person needs
+        said = f"{request[1]} {request[2]} answered {status[1].strip()}"
+        said += f" after {retries[1]} retries" if retries else ""
+    else:
+        said = text.splitlines()[0]
+    return UploadError(
+        f"Writing the data to S3 failed ({scrub(said)[:240]})",
+        server=endpoint,
+        obj=obj,
+        hint="Nothing was registered; try again",
+    )
+
+
 def _is_auth_failure(exc: BaseException) -> bool:
     if isinstance(exc, obx.PermissionDeniedError | obx.UnauthenticatedError):
         return True
     return isinstance(exc, obx.GenericError) and any(c in str(exc) for c in _S3_AUTH_CODES)
 
 
-class GrantedStore(WrapperStore[ObjectStore]):
+class GrantedStore(WrapperStore[ObjectStore[S3Store]]):
     """A zarr store on S3 whose credentials come from a server and are renewed when refused.
 
     ``grant_source`` is called (in a worker thread, never on zarr's event loop) for the first
@@ -97,7 +153,7 @@ class GrantedStore(WrapperStore[ObjectStore]):
     def label(self) -> str:
         return f"s3://{self.grant.bucket}/{self.grant.key} at {self.endpoint}"
 
-    def _object_store(self, grant: S3Grant) -> ObjectStore:
+    def _object_store(self, grant: S3Grant) -> ObjectStore[S3Store]:
         s3 = S3Store(
             grant.bucket,
             prefix=grant.key,
@@ -125,7 +181,7 @@ class GrantedStore(WrapperStore[ObjectStore]):
         )
         return ObjectStore(s3, read_only=self._read_only)
 
-    def _with_store(self, store: ObjectStore) -> GrantedStore:
+    def _with_store(self, store: ObjectStore[S3Store]) -> GrantedStore:
         clone = object.__new__(GrantedStore)
         clone.__dict__.update(self.__dict__)
         clone._store = store
@@ -141,18 +197,19 @@ class GrantedStore(WrapperStore[ObjectStore]):
             self.grant = grant
             self._generation += 1
 
-    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+    async def _call(self, operation: Callable[[ObjectStore[S3Store]], Awaitable[T]], key: str) -> T:
+        """Run ``operation`` on the current store; on an S3 refusal renew the grant once."""
         if self.grant.expiring:
             await asyncio.to_thread(self.refresh, self._generation)
         generation = self._generation
         try:
-            return await getattr(self._store, method)(*args, **kwargs)
+            return await operation(self._store)
         except Exception as exc:
             if not _is_auth_failure(exc):
-                raise self._translate(exc, args) from None
+                raise self._translate(exc, key) from None
         await asyncio.to_thread(self.refresh, generation)
         try:
-            return await getattr(self._store, method)(*args, **kwargs)
+            return await operation(self._store)
         except Exception as exc:
             if _is_auth_failure(exc):
                 raise AuthenticationError(
@@ -161,13 +218,12 @@ class GrantedStore(WrapperStore[ObjectStore]):
                     obj=f"s3://{self.grant.bucket}/{self.grant.key}",
                     hint="Check that the S3 endpoint is the one this server's data lives on",
                 ) from None
-            raise self._translate(exc, args) from None
+            raise self._translate(exc, key) from None
 
-    def _translate(self, exc: Exception, args: tuple) -> Exception:
+    def _translate(self, exc: Exception, key: str) -> Exception:
         if isinstance(exc, obx.GenericError) and (
             "connect" in str(exc).lower() or "timed out" in str(exc).lower()
         ):
-            key = args[0] if args and isinstance(args[0], str) else ""
             return ServerUnavailableError(
                 "The S3 endpoint could not be reached",
                 server=self.endpoint,
@@ -177,120 +233,52 @@ class GrantedStore(WrapperStore[ObjectStore]):
             )
         return exc
 
-    async def get(self, key, prototype, byte_range=None):  # type: ignore[override]
-        return await self._call("get", key, prototype, byte_range)
+    async def get(
+        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
+        return await self._call(lambda store: store.get(key, prototype, byte_range), key)
 
-    async def get_partial_values(self, prototype, key_ranges):  # type: ignore[override]
-        return await self._call("get_partial_values", prototype, key_ranges)
+    async def get_partial_values(
+        self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
+    ) -> list[Buffer | None]:
+        ranges = list(key_ranges)  # iterated again on a retry
+        return await self._call(lambda store: store.get_partial_values(prototype, ranges), "")
 
     async def exists(self, key: str) -> bool:
-        return await self._call("exists", key)
+        return await self._call(lambda store: store.exists(key), key)
 
-    async def set(self, key, value) -> None:  # type: ignore[override]
-        return await self._call("set", key, value)
+    async def set(self, key: str, value: Buffer) -> None:
+        await self._call(lambda store: store.set(key, value), key)
 
     async def delete(self, key: str) -> None:
-        return await self._call("delete", key)
+        await self._call(lambda store: store.delete(key), key)
 
 
-#: Chunk reads that one compute may have in flight at once, across all images. zarr's own event
-#: loop does the I/O; these threads only wait for it, so they cost little.
-_PREFETCH_THREADS = 16
-#: Prefetched chunks not collected by then were for a compute that failed: forget them.
-_PREFETCH_TTL = 120.0
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _prefetch_executor() -> ThreadPoolExecutor:
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(_PREFETCH_THREADS, thread_name_prefix="lablink-chunks")
-        return _executor
-
-
-class _ChunkReader:
-    """Reads chunks of one zarr array; the chunks a compute will need are fetched ahead.
-
-    dask computes with as many threads as there are cores (two here), so a plane of sixteen
-    chunks would take eight round trips. When dask culls a graph it says which chunks the compute
-    needs (:meth:`plan`); the reader then keeps up to ``_PREFETCH_WINDOW`` of them in flight and
-    each task collects its own. The window bounds memory whatever the size of the compute.
-    """
-
-    def __init__(self, array: zarr.Array) -> None:
-        self._array = array
-        self._lock = threading.Lock()
-        self._pending: dict[tuple[int, ...], tuple[float, Future]] = {}
-        self._planned: dict[tuple[int, ...], None] = {}  # an ordered set
-
-    def region(self, index: tuple[int, ...]) -> tuple[slice, ...]:
-        return tuple(
-            slice(i * c, min((i + 1) * c, n))
-            for i, c, n in zip(index, self._array.chunks, self._array.shape, strict=True)
-        )
-
-    def read(self, index: tuple[int, ...]) -> np.ndarray:
-        with self._lock:
-            entry = self._pending.pop(index, None)
-            self._planned.pop(index, None)
-            self._top_up()
-        if entry is not None:
-            return entry[1].result()
-        return self._array[self.region(index)]
-
-    def plan(self, indices: list[tuple[int, ...]]) -> None:
-        """The next compute needs ``indices``: start fetching the first of them."""
-        now = time.monotonic()
-        with self._lock:
-            for index, (started, future) in list(self._pending.items()):
-                if now - started > _PREFETCH_TTL:  # planned by a compute that failed
-                    future.cancel()
-                    del self._pending[index]
-            self._planned = dict.fromkeys(sorted(indices))
-            self._top_up()
-
-    def _top_up(self) -> None:
-        executor = _prefetch_executor()
-        now = time.monotonic()
-        while self._planned and len(self._pending) < _PREFETCH_WINDOW:
-            index = next(iter(self._planned))
-            del self._planned[index]
-            if index not in self._pending:
-                future = executor.submit(self._array.__getitem__, self.region(index))
-                self._pending[index] = (now, future)
-
-
-class _ChunkLayer(MaterializedLayer):
-    """The graph layer of a remote zarr array: tells its reader what a compute needs."""
-
-    def __init__(self, tasks: dict, reader: _ChunkReader, prefix: int) -> None:
-        super().__init__(tasks)
-        self._reader = reader
-        self._prefix = prefix
-
-    def cull(self, keys: set, all_hlg_keys: Collection) -> tuple[Layer, Mapping]:
-        needed = [key[self._prefix :] for key in keys if key in self.mapping]
-        if len(needed) > 1:
-            self._reader.plan(needed)
-        return super().cull(keys, all_hlg_keys)
-
-
-#: Chunks of one array in flight ahead of dask's own reads.
-_PREFETCH_WINDOW = 16
-
-
-def lazy_array(array: zarr.Array, name: str) -> da.Array:
+def lazy_array(array: AnyArray, name: str) -> da.Array:
     """A dask array over a zarr array with one dask chunk per zarr chunk.
 
     Matching the server's chunks means a napari plane fetches exactly the chunks it covers, and
-    the chunks of one compute are fetched concurrently (see :class:`_ChunkReader`).
+    the chunks of one compute are fetched together (see
+    :class:`~napari_lablink.client.lazy.ReadAhead`).
     """
-    reader = _ChunkReader(array)
-    key = f"{name}-{uuid.uuid4().hex[:12]}"
-    grid = [range(-(-n // c)) for n, c in zip(array.shape, array.chunks, strict=True)]
-    tasks = {(key, *index): (reader.read, tuple(index)) for index in product(*grid)}
-    graph = HighLevelGraph({key: _ChunkLayer(tasks, reader, 1)}, {key: set()})
-    chunks = normalize_chunks(array.chunks, array.shape)
-    return da.Array(graph, key, chunks=chunks, dtype=array.dtype)
+    chunks = array.chunks
+
+    def region(index: ChunkIndex) -> tuple[slice, ...]:
+        return tuple(
+            slice(i * c, min((i + 1) * c, n))
+            for i, c, n in zip(index, chunks, array.shape, strict=True)
+        )
+
+    ahead = ReadAhead(lambda index: np.asarray(array[region(index)]))
+    return chunked_array(
+        f"{name}-{uuid.uuid4().hex[:12]}",
+        [_sizes(n, c) for n, c in zip(array.shape, chunks, strict=True)],
+        array.dtype,
+        ahead.read,
+        plan=ahead.plan,
+    )
+
+
+def _sizes(length: int, chunk: int) -> tuple[int, ...]:
+    """The chunk sizes along one axis of a regular chunk grid, the last one cut short."""
+    return tuple(min(chunk, length - start) for start in range(0, length, chunk)) or (0,)

@@ -20,7 +20,7 @@ from napari_lablink import (
 )
 from napari_lablink.testing import MikroStandIn, S3StandIn
 
-from .scripted_server import Reply, ScriptedServer
+from ..scripted_server import Reply, ScriptedServer
 
 RNG = np.random.default_rng(7)
 STACK = RNG.integers(0, 4000, size=(2, 1, 5, 96, 80), dtype=np.uint16)

@@ -1,0 +1,401 @@
+"""mikro generation 2: images, each a zarr v3 array with dimension names, plus a pyramid.
+
+Every store (the full image and each pyramid level) has its own grant. An upload asks for an
+upload grant per store, writes zarr v3 arrays, closes every store with ``finishZarrUpload``
+(``valid: false`` when anything failed, so the server discards it) and only then registers the
+images with ``fromArrayLike``; a pyramid's levels are registered as scale views of the full
+image. Registration mutations are never retried after a dropped connection, so they cannot run
+twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import dask.array as da
+import zarr
+from zarr.types import AnyArray
+
+from napari_lablink.client.colors import wavelength_to_rgb
+from napari_lablink.client.errors import LablinkError, NotFoundError, ProtocolError
+from napari_lablink.client.mikro import queries
+from napari_lablink.client.mikro.blocks import (
+    downsampled,
+    plane_chunks,
+    pyramid_shapes,
+    write_blocks,
+)
+from napari_lablink.client.mikro.datalayer import (
+    GrantedStore,
+    S3Grant,
+    granted,
+    lazy_array,
+    write_failed,
+)
+from napari_lablink.client.mikro.generation import Listed, UploadRequest
+from napari_lablink.client.mikro.session import MikroSession
+from napari_lablink.client.models import DIMS, Channel, RemoteImage
+from napari_lablink.client.upload import Progress, UploadError
+
+__all__ = ["Images"]
+
+log = logging.getLogger(__name__)
+
+
+class Images:
+    """Generation 2 of a mikro server."""
+
+    kind = "image"
+
+    def __init__(self, session: MikroSession) -> None:
+        self.session = session
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def search(self, query: str, offset: int, limit: int) -> list[Listed]:
+        """Images by the server's own search over the text ``query``."""
+        variables = {
+            "filters": {"search": query} if query.strip() else None,
+            "pagination": {"offset": offset, "limit": limit},
+        }
+        found = self.session.graphql(queries.LIST_IMAGES, variables, obj="images")["images"]
+        listed = []
+        for item in found or []:
+            store = item.get("store") or {}
+            listed.append(
+                Listed(
+                    object_id=str(item["id"]),
+                    name=item.get("name") or f"image {item['id']}",
+                    tags=tuple(item.get("tags") or ()),
+                    shape=tuple(store["shape"]) if store.get("shape") else None,
+                    dtype=store.get("dtype"),
+                )
+            )
+        return listed
+
+    def open(self, object_id: str, endpoint: str, uri: str) -> RemoteImage:
+        obj = f"image {object_id}"
+        label = self.session.label
+        image = self.session.graphql(queries.GET_IMAGE, {"id": object_id}, obj=obj)["image"]
+        if image is None:
+            raise NotFoundError("No such image", server=label, obj=obj)
+        views = sorted(
+            (v for v in image.get("derivedScaleViews") or [] if v.get("image")),
+            key=lambda v: (v.get("scaleX") or 1) * (v.get("scaleY") or 1),
+        )
+        store_ids = [image["store"]["id"]] + [v["image"]["store"]["id"] for v in views]
+        # Each level needs its own grant; ask for them together so a pyramid opens in one round.
+        with ThreadPoolExecutor(max_workers=min(8, len(store_ids))) as pool:
+            arrays = list(pool.map(lambda sid: self._open_store(endpoint, sid, obj), store_ids))
+        full = arrays[0]
+        dims = tuple(full.metadata.dimension_names or ())  # type: ignore[union-attr]
+        if not dims and full.ndim == len(DIMS):
+            dims = DIMS
+        if len(dims) != full.ndim or any(d not in DIMS for d in dims):
+            raise ProtocolError(
+                f"The array's dimension names {dims} are not among {DIMS}", server=label, obj=obj
+            )
+        order = sorted(range(len(dims)), key=lambda i: DIMS.index(dims[i]))
+        levels = []
+        for n, array in enumerate(arrays):
+            if array.ndim != full.ndim:
+                raise ProtocolError(
+                    f"Pyramid level {n} has {array.ndim} dims, not {full.ndim}",
+                    server=label,
+                    obj=obj,
+                )
+            level = lazy_array(array, f"mikro-{image['store']['id']}-{store_ids[n]}")
+            if order != list(range(len(dims))):
+                level = level.transpose(order)  # type: ignore[no-untyped-call]  # dask's untyped
+            levels.append(level)
+        dims = tuple(dims[i] for i in order)
+        pixel_size = _pixel_size(image.get("affineTransformationViews") or [])
+        return RemoteImage(
+            uri=uri,
+            name=image.get("name") or obj,
+            dims=dims,
+            levels=levels,
+            # A spacing along an axis of one plane means nothing (and would not round-trip).
+            pixel_size={
+                d: s for d, s in pixel_size.items() if d in dims and full.shape[dims.index(d)] > 1
+            },
+            channels=_channels(image.get("channelViews") or [], levels[0].shape, dims),
+            server_metadata={
+                "id": image.get("id"),
+                "name": image.get("name"),
+                "tags": image.get("tags"),
+                "store": {k: image["store"].get(k) for k in ("id", "path", "shape", "dtype")},
+                "pyramid": [v["image"]["id"] for v in views],
+            },
+        )
+
+    def _open_store(self, endpoint: str, store_id: str, obj: str) -> AnyArray:
+        label = self.session.label
+
+        def grant() -> S3Grant:
+            access = self.session.graphql(
+                queries.REQUEST_ZARR_ACCESS, {"input": {"storeId": store_id}}, obj=obj
+            )["requestZarrAccess"]
+            bucket, key = access.get("bucket"), access.get("key")
+            if not bucket or not key:
+                raise ProtocolError(
+                    "The zarr access grant names no bucket or key", server=label, obj=obj
+                )
+            expires_in = access.get("expiresIn")
+            expires = time.time() + float(expires_in) if expires_in else None
+            return granted(access, bucket, key, expires_at=expires, server=label, obj=obj)
+
+        store = GrantedStore(endpoint, grant)
+        return zarr.open_array(store, mode="r", zarr_format=3)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def upload(
+        self,
+        request: UploadRequest,
+        endpoint: str,
+        *,
+        progress: Progress | None,
+        cancel: threading.Event | None,
+    ) -> str:
+        """Upload every level, close the stores, then register the full image and its levels."""
+        obj = f"new image {request.name!r}"
+        levels = _levels(request)
+        planned = [(level, plane_chunks(level.shape)) for level in levels]
+        blocks = _Blocks(planned, progress)
+        stores: list[_Store] = []
+        try:
+            for level, chunks in planned:
+                grant = self.session.graphql(
+                    queries.REQUEST_ZARR_UPLOAD,
+                    {"input": {"shape": list(level.shape), "chunks": list(chunks), "version": "3"}},
+                    obj=obj,
+                    idempotent=False,
+                )["requestZarrUpload"]
+                stores.append(_Store(grant))
+                self._check_size(grant, level, obj)
+                target = _upload_array(endpoint, grant, level, chunks, obj)
+                write_blocks(
+                    level, target, progress=blocks.for_next(level.shape, chunks), cancel=cancel
+                )
+            for store in stores:
+                self.session.graphql(
+                    queries.FINISH_ZARR_UPLOAD,
+                    {"input": {"storeId": store.grant["store"], "valid": True}},
+                    obj=obj,
+                    idempotent=False,
+                )
+                store.finished = True
+        except BaseException as exc:
+            self._abandon(stores, obj)
+            if isinstance(exc, LablinkError) or not isinstance(exc, Exception):
+                raise
+            raise write_failed(exc, self.session.scrub, endpoint, obj) from exc
+        full_id = self._register(request, stores[0].grant["store"], obj, scale=None)
+        for n, store in enumerate(stores[1:], start=1):
+            self._register(request, store.grant["store"], obj, scale=(full_id, 2**n))
+        return full_id
+
+    def _check_size(self, grant: dict[str, Any], level: da.Array, obj: str) -> None:
+        limit = grant.get("maxBytes")
+        if limit and level.nbytes > int(limit):
+            raise UploadError(
+                f"The image is {level.nbytes / 2**20:.0f} MiB; the server accepts at most "
+                f"{int(limit) / 2**20:.0f} MiB per store",
+                server=self.session.label,
+                obj=obj,
+                hint="Upload a smaller region or ask the server's administrator to raise the limit",
+            )
+
+    def _abandon(self, stores: list[_Store], obj: str) -> None:
+        """Tell the server to discard every store not yet finished (best effort: we are failing)."""
+        for store in stores:
+            if store.finished:
+                continue
+            try:
+                self.session.graphql(
+                    queries.FINISH_ZARR_UPLOAD,
+                    {"input": {"storeId": store.grant["store"], "valid": False}},
+                    obj=obj,
+                    idempotent=False,
+                )
+            except LablinkError as exc:
+                log.warning("could not abandon store %s: %s", store.grant.get("store"), exc)
+
+    def _register(
+        self, request: UploadRequest, store_id: str, obj: str, scale: tuple[str, int] | None
+    ) -> str:
+        created = self.session.graphql(
+            queries.FROM_ARRAY_LIKE,
+            {"input": _registration(request, store_id, scale)},
+            obj=obj,
+            idempotent=False,
+        )["fromArrayLike"]
+        if not created or not created.get("id"):
+            raise ProtocolError(
+                "fromArrayLike returned no image", server=self.session.label, obj=obj
+            )
+        return str(created["id"])
+
+
+def _pixel_size(views: list[dict[str, Any]]) -> dict[str, float]:
+    for view in views:
+        sizes = {d: view.get(f"pixelSize{d.upper()}") for d in ("x", "y", "z")}
+        if any(sizes.values()):
+            return {d: float(s) for d, s in sizes.items() if s}
+    return {}
+
+
+def _channels(
+    views: list[dict[str, Any]], shape: tuple[int, ...], dims: tuple[str, ...]
+) -> list[Channel]:
+    """Channel descriptions from channel views.
+
+    A view's ``cMin``/``cMax`` are the (inclusive) channel indices it describes, as for all mikro
+    views; views without them describe the remaining channels in order.
+    """
+    count = shape[dims.index("c")] if "c" in dims else 0
+    assigned: dict[int, dict[str, Any]] = {}
+    unbound = []
+    for view in views:
+        c_min, c_max = view.get("cMin"), view.get("cMax")
+        if c_min is None:
+            unbound.append(view)
+            continue
+        for index in range(int(c_min), int(c_max if c_max is not None else c_min) + 1):
+            assigned.setdefault(index, view)
+    free = iter(unbound)
+    channels = []
+    for i in range(count):
+        view = assigned.get(i) or next(free, None) or {}
+        emission = view.get("emissionWavelength")
+        channels.append(
+            Channel(
+                name=view.get("name") or f"Channel {i}",
+                color=wavelength_to_rgb(emission),
+                emission_wavelength=emission,
+                excitation_wavelength=view.get("excitationWavelength"),
+            )
+        )
+    return channels
+
+
+def _levels(request: UploadRequest) -> list[da.Array]:
+    levels = [request.data]
+    if request.pyramid:
+        for _ in pyramid_shapes(request.data.shape):
+            levels.append(downsampled(levels[-1], request.labels))
+    return levels
+
+
+@dataclass
+class _Store:
+    """An upload grant for one store, and whether the server has been told it is complete."""
+
+    grant: dict[str, Any]
+    finished: bool = False
+
+
+class _Blocks:
+    """Adds up block progress over several arrays into one running total."""
+
+    def __init__(
+        self, arrays: Sequence[tuple[da.Array, tuple[int, ...]]], progress: Progress | None
+    ) -> None:
+        self.total = sum(_block_count(array.shape, chunks) for array, chunks in arrays)
+        self.offset = 0
+        self._progress = progress
+
+    def for_next(self, shape: Sequence[int], chunks: Sequence[int]) -> Progress | None:
+        if self._progress is None:
+            return None
+        offset, outer = self.offset, self._progress
+        self.offset += _block_count(shape, chunks)
+        return lambda done, _total: outer(offset + done, self.total)
+
+
+def _block_count(shape: Sequence[int], chunks: Sequence[int]) -> int:
+    count = 1
+    for n, c in zip(shape, chunks, strict=True):
+        count *= -(-n // c)
+    return count
+
+
+def _upload_array(
+    endpoint: str, grant: dict[str, Any], level: da.Array, chunks: tuple[int, ...], obj: str
+) -> AnyArray:
+    s3_grant = S3Grant(
+        grant["accessKey"],
+        grant["secretKey"],
+        grant.get("sessionToken"),
+        grant["bucket"],
+        grant["key"],
+    )
+
+    def no_renewal() -> S3Grant:
+        # A new upload grant would be a new store: an upload that outlives its grant fails
+        # cleanly instead of writing half an image into a second store.
+        raise UploadError(
+            "S3 refused the upload grant (it may have expired)",
+            server=endpoint,
+            obj=obj,
+            hint="Nothing was registered; try again",
+        )
+
+    store = GrantedStore(endpoint, no_renewal, grant=s3_grant, read_only=False)
+    return zarr.create_array(
+        store,
+        shape=level.shape,
+        chunks=chunks,
+        dtype=level.dtype,
+        fill_value=0,
+        dimension_names=list(DIMS),
+        zarr_format=3,
+        overwrite=True,
+    )
+
+
+def _registration(
+    request: UploadRequest, store_id: str, scale: tuple[str, int] | None
+) -> dict[str, Any]:
+    """The ``fromArrayLike`` input of the full image (``scale`` None) or of one pyramid level,
+    ``scale`` being the full image's id and the level's factor."""
+    size = request.pixel_size
+    factor = scale[1] if scale else 1
+    payload: dict[str, Any] = {
+        "array": store_id,
+        "name": request.name if scale is None else f"{request.name} (1/{factor})",
+        "tags": list(request.tags),
+        "channelViews": [
+            {"name": c.name, "cMin": i, "cMax": i, "emissionWavelength": c.emission_wavelength}
+            for i, c in enumerate(request.channels)
+        ],
+    }
+    if size:
+        diagonal = [
+            size.get("x", 1.0) * factor,
+            size.get("y", 1.0) * factor,
+            size.get("z", 1.0),
+            1.0,
+        ]
+        payload["transformationViews"] = [
+            {"affineMatrix": [[diagonal[i] if i == j else 0.0 for j in range(4)] for i in range(4)]}
+        ]
+    if scale is not None:
+        payload["scaleViews"] = [
+            {
+                "parent": scale[0],
+                "scaleX": factor,
+                "scaleY": factor,
+                "scaleZ": 1,
+                "scaleT": 1,
+                "scaleC": 1,
+            }
+        ]
+    return payload

@@ -1,0 +1,99 @@
+"""One mikro server's GraphQL session: operations over the transport, errors in the user's terms.
+
+GraphQL answers HTTP 200 with an ``errors`` list for most failures, so the server's words decide
+which typed error the user sees (refused token, missing object, a query the server does not know).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from napari_lablink.client.errors import (
+    AuthenticationError,
+    LablinkError,
+    NotFoundError,
+    ProtocolError,
+    ServerError,
+)
+from napari_lablink.client.transport import Transport
+
+__all__ = ["MikroSession"]
+
+_AUTH_WORDS = ("token", "authenticat", "permission", "unauthori", "credential", "not allowed")
+_MISSING_WORDS = ("does not exist", "not found", "no representation", "no image", "matching query")
+_UNKNOWN_WORDS = ("cannot query field", "unknown argument", "unknown field")
+
+
+class MikroSession:
+    """GraphQL operations on one server; what every generation's reads and writes go through."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    @property
+    def label(self) -> str:
+        """How errors name the server."""
+        return self.transport.label
+
+    def scrub(self, text: str) -> str:
+        """``text`` without any secret of this session."""
+        return self.transport.scrub(text)
+
+    def graphql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        obj: str | None = None,
+        idempotent: bool = True,
+    ) -> dict[str, Any]:
+        """Run one operation and return its ``data``; GraphQL errors become typed errors.
+
+        Set ``idempotent=False`` for mutations that create something: they are then not retried
+        after a connection drop, so a retry cannot register an object twice.
+        """
+        response = self.transport.request(
+            "POST",
+            "graphql",
+            json={"query": query, "variables": variables or {}},
+            idempotent=idempotent,
+            obj=obj,
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            raise self.transport.protocol_error(
+                f"The GraphQL endpoint answered HTTP {response.status_code} with something that "
+                "is not JSON",
+                obj,
+            ) from None
+        if not isinstance(body, dict):
+            raise self.transport.protocol_error("The GraphQL answer is not a JSON object", obj)
+        errors = body.get("errors")
+        if errors:
+            raise self._error(errors, obj)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise self.transport.protocol_error("The GraphQL answer has no data", obj)
+        return data
+
+    def _error(self, errors: object, obj: str | None) -> LablinkError:
+        messages = [
+            str(e.get("message", e)) if isinstance(e, dict) else str(e)
+            for e in (errors if isinstance(errors, list) else [errors])
+        ]
+        said = self.scrub("; ".join(messages))[:300]
+        lowered = said.lower()
+        if any(w in lowered for w in _AUTH_WORDS):
+            return AuthenticationError(
+                f"The server refused the token ({said})", server=self.label, obj=obj
+            )
+        if any(w in lowered for w in _MISSING_WORDS):
+            return NotFoundError(f"Not found ({said})", server=self.label, obj=obj)
+        if any(w in lowered for w in _UNKNOWN_WORDS):
+            return ProtocolError(
+                f"The server does not understand the query ({said})", server=self.label, obj=obj
+            )
+        return ServerError(
+            f"The server answered with an error ({said})", server=self.label, obj=obj
+        )

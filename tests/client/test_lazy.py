@@ -1,0 +1,92 @@
+"""The one lazy-array builder: a chunk per read, and the chunks of a compute planned together."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from napari_lablink.client.lazy import ChunkIndex, ReadAhead, chunked_array
+
+DATA = np.arange(2 * 6 * 10, dtype=np.int32).reshape(2, 6, 10)
+CHUNKS = ((1, 1), (4, 2), (5, 5))
+
+
+def region(index: ChunkIndex) -> tuple[slice, ...]:
+    starts = [[0, 1], [0, 4], [0, 5]]
+    return tuple(
+        slice(starts[axis][i], starts[axis][i] + CHUNKS[axis][i]) for axis, i in enumerate(index)
+    )
+
+
+def test_each_chunk_is_what_read_returns_for_its_index() -> None:
+    seen: list[ChunkIndex] = []
+
+    def read(index: ChunkIndex) -> np.ndarray:
+        seen.append(index)
+        return DATA[region(index)]
+
+    lazy = chunked_array("lazy-values", CHUNKS, DATA.dtype, read)
+    assert lazy.chunks == CHUNKS and lazy.dtype == DATA.dtype
+    np.testing.assert_array_equal(lazy.compute(), DATA)
+    np.testing.assert_array_equal(lazy[1, 3:6, 4:7].compute(), DATA[1, 3:6, 4:7])
+    assert seen.count((0, 0, 0)) == 1 and len(seen) == 8 + 4
+
+
+def test_plan_hears_the_chunks_of_a_compute_before_any_is_read() -> None:
+    events: list[object] = []
+
+    def read(index: ChunkIndex) -> np.ndarray:
+        events.append(index)
+        return DATA[region(index)]
+
+    lazy = chunked_array(
+        "lazy-plan", CHUNKS, DATA.dtype, read, plan=lambda indices: events.append(sorted(indices))
+    )
+    lazy[0].compute(scheduler="synchronous")
+    assert events[0] == [(0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1)]
+    assert sorted(events[1:]) == [(0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1)]
+    events.clear()
+    lazy[1, 0, 0].compute()  # one chunk: nothing to plan
+    assert events == [(1, 0, 0)]
+
+
+def test_read_ahead_reads_each_planned_chunk_once_in_parallel() -> None:
+    lock = threading.Lock()
+    reads: list[ChunkIndex] = []
+    active, most = 0, 0
+    gate = threading.Barrier(4, timeout=10)  # passes only when four reads run at once
+
+    def read(index: ChunkIndex) -> np.ndarray:
+        nonlocal active, most
+        with lock:
+            reads.append(index)
+            active += 1
+            most = max(most, active)
+        if len(reads) <= 4:
+            gate.wait()
+        with lock:
+            active -= 1
+        return DATA[region(index)]
+
+    ahead = ReadAhead(read)
+    lazy = chunked_array("lazy-ahead", CHUNKS, DATA.dtype, ahead.read, plan=ahead.plan)
+    np.testing.assert_array_equal(lazy[0].compute(scheduler="synchronous"), DATA[0])
+    assert sorted(reads) == [(0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1)] and most >= 4
+
+
+def test_a_failed_read_ahead_fails_its_compute_and_the_next_compute_reads_again() -> None:
+    failures = {(0, 1, 1)}
+
+    def read(index: ChunkIndex) -> np.ndarray:
+        if index in failures:
+            failures.discard(index)
+            raise OSError("the server dropped the connection")
+        return DATA[region(index)]
+
+    ahead = ReadAhead(read)
+    lazy = chunked_array("lazy-retry", CHUNKS, DATA.dtype, ahead.read, plan=ahead.plan)
+    with pytest.raises(OSError, match="dropped"):
+        lazy[0].compute(scheduler="synchronous")
+    np.testing.assert_array_equal(lazy[0].compute(scheduler="synchronous"), DATA[0])
