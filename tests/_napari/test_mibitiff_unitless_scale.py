@@ -75,3 +75,12 @@ def test_saving_a_layer_with_a_bare_scale_says_what_was_assumed(
     assert read_mibitiff(path).fov_size_um == pytest.approx(100.0)
     assert read_like_mibidata(str(path)).size_um == pytest.approx(100.0)
     assert any("took it as 2.5 micrometres per pixel" in text for text in notifications)
+
+
+def test_float64_layers_get_a_note_about_float32() -> None:
+    data, meta, kind = layer((0.5, 0.5), ("um", "um"))
+    content = mibi_layers([(data.astype(np.float64), meta, kind)])
+    assert content.notes == [
+        "A MIBItiff holds float32, so 'CD45 (150)' (float64) is saved with float32 precision"
+    ]
+    assert mibi_layers([(data.astype(np.float32), meta, kind)]).notes == []

@@ -109,6 +109,10 @@ def _unitless_scale(meta: dict[str, Any]) -> float | None:
     return value if value > 0 and value != 1.0 else None
 
 
+def _wider_than_float32(array: Any) -> bool:
+    return array.dtype.kind == "f" and array.dtype.itemsize > 4
+
+
 def mibi_layers(layer_data: list[tuple[Any, dict[str, Any], str]]) -> MibiLayers:
     """The MIBItiff content of a set of 2-D image layers of one shape, in layer order."""
     if not layer_data:
@@ -158,6 +162,11 @@ def mibi_layers(layer_data: list[tuple[Any, dict[str, Any], str]]) -> MibiLayers
             f"The scale of {names[0]!r} has no units; took it as {assumed:g} micrometres per "
             f"pixel (field of view {fov_size:g} um). Set the layer's units if that is wrong"
         )
+    wide = [(n, a.dtype) for n, a in zip(names, arrays, strict=True) if _wider_than_float32(a)]
+    if wide:
+        listed = ", ".join(f"{n!r} ({dtype})" for n, dtype in wide)
+        verb = "is" if len(wide) == 1 else "are"
+        notes.append(f"A MIBItiff holds float32, so {listed} {verb} saved with float32 precision")
     if not fov_size:
         raise ConfigurationError(
             f"The field of view size of {names[0]!r} is unknown: its scale is neither a length "
