@@ -2,7 +2,9 @@
 
 A MIBItiff channel is a mass and a target, so each layer must say both in its name, the way the
 reader and the tracker name them: ``CD45 (150)``. The field of view size comes from the layers'
-scale in micrometres, or from the source file/tracker image the layers were opened from.
+scale in micrometres, or from the source file/tracker image the layers were opened from. A scale
+without units (napari's default unit is the pixel, and most code never sets units) is taken as
+micrometres per pixel, with a note saying so; an unscaled layer (scale 1, no units) has no size.
 Only napari facts are read here; the file format lives in ``formats.mibitiff``.
 """
 
@@ -21,6 +23,8 @@ __all__ = ["MibiLayers", "mibi_layers", "parse_channel_name"]
 _NAME_RE = re.compile(r"^\s*(?P<target>.*?\S)\s*\(\s*(?P<mass>\d+)\s*\)\s*$")
 _TO_MICROMETRES = {"um": 1.0, "µm": 1.0, "micrometer": 1.0, "micron": 1.0, "nm": 1e-3,
                    "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3}  # fmt: skip
+#: What napari and callers write for "no unit": the scale is then a bare number.
+_NO_UNITS = frozenset({"", "none", "pixel", "pixels", "px"})
 #: Metadata the writer sets per file or per page; never carried over from a source.
 _NOT_CARRIED = frozenset({"size", "image.type", "channel.mass", "channel.target", "shape"})
 
@@ -34,6 +38,8 @@ class MibiLayers:
     fov_size_um: float
     metadata: dict[str, Any] = field(default_factory=dict)
     layer_names: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Assumptions made on the user's behalf, for a notification (e.g. a unit-less scale)."""
 
 
 def parse_channel_name(name: str) -> tuple[str, int] | None:
@@ -75,14 +81,36 @@ def _source_fov_size(meta: dict[str, Any]) -> float | None:
     return None
 
 
-def _pixel_size_um(meta: dict[str, Any]) -> float | None:
-    """Micrometres per pixel along x from the layer's scale and units (None: unknown)."""
-    scale = meta.get("scale")
+def _x_unit(meta: dict[str, Any]) -> str:
+    """The unit of the last (x) axis, lower case; "" when none is given."""
     units = meta.get("units")
-    if scale is None or units is None or not len(scale):
+    if isinstance(units, str):
+        return units.strip().lower()
+    if not units or units[-1] is None:
+        return ""
+    return str(units[-1]).strip().lower()
+
+
+def _pixel_size_um(meta: dict[str, Any]) -> float | None:
+    """Micrometres per pixel along x from the layer's scale in length units (None: unknown)."""
+    scale = meta.get("scale")
+    if scale is None or not len(scale):
         return None
-    factor = _TO_MICROMETRES.get(str(units[-1]).strip().lower())
+    factor = _TO_MICROMETRES.get(_x_unit(meta))
     return float(scale[-1]) * factor if factor is not None else None
+
+
+def _unitless_scale(meta: dict[str, Any]) -> float | None:
+    """The x scale of a layer without length units, unless it is napari's default of 1."""
+    scale = meta.get("scale")
+    if scale is None or not len(scale) or _x_unit(meta) not in _NO_UNITS:
+        return None
+    value = float(scale[-1])
+    return value if value > 0 and value != 1.0 else None
+
+
+def _wider_than_float32(array: Any) -> bool:
+    return array.dtype.kind == "f" and array.dtype.itemsize > 4
 
 
 def mibi_layers(layer_data: list[tuple[Any, dict[str, Any], str]]) -> MibiLayers:
@@ -127,10 +155,24 @@ def mibi_layers(layer_data: list[tuple[Any, dict[str, Any], str]]) -> MibiLayers
     width = arrays[0].shape[-1]
     pixel_size = _pixel_size_um(metas[0])
     fov_size = pixel_size * width if pixel_size else _source_fov_size(metas[0])
+    notes: list[str] = []
+    if not fov_size and (assumed := _unitless_scale(metas[0])):
+        fov_size = assumed * width
+        notes.append(
+            f"The scale of {names[0]!r} has no units; took it as {assumed:g} micrometres per "
+            f"pixel (field of view {fov_size:g} um). Set the layer's units if that is wrong"
+        )
+    wide = [(n, a.dtype) for n, a in zip(names, arrays, strict=True) if _wider_than_float32(a)]
+    if wide:
+        listed = ", ".join(f"{n!r} ({dtype})" for n, dtype in wide)
+        verb = "is" if len(wide) == 1 else "are"
+        notes.append(f"A MIBItiff holds float32, so {listed} {verb} saved with float32 precision")
     if not fov_size:
         raise ConfigurationError(
-            f"The field of view size of {names[0]!r} is unknown: its scale is in pixels",
-            hint="Set the layers' scale in micrometres per pixel (layer.scale, units 'um')",
+            f"The field of view size of {names[0]!r} is unknown: its scale is neither a length "
+            f"(um, nm, mm) nor a bare number other than 1, and it comes from no MIBItiff or "
+            f"tracker image",
+            hint="Set the layers' scale in micrometres per pixel (layer.scale; layer.units 'um')",
         )
     return MibiLayers(
         data=da.stack([da.asarray(a) for a in arrays]),
@@ -138,4 +180,5 @@ def mibi_layers(layer_data: list[tuple[Any, dict[str, Any], str]]) -> MibiLayers
         fov_size_um=float(fov_size),
         metadata=_source_metadata(metas[0]),
         layer_names=names,
+        notes=notes,
     )

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from napari.utils.notifications import show_warning
+
 from napari_lablink._napari.mibitiff_layers import mibi_layers
 from napari_lablink._napari.writers import write_remote
 from napari_lablink.client.errors import ConfigurationError
@@ -30,6 +32,8 @@ def write_mibitiff_layers(path: str, layer_data: list[tuple[Any, dict, str]]) ->
     if is_remote_uri(path):
         return write_remote(path.removesuffix(APPENDED_EXTENSION), layer_data)
     content = mibi_layers(layer_data)
+    for note in content.notes:
+        show_warning(note)
     try:
         write_mibitiff(
             path,

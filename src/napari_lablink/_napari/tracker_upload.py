@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from napari.utils.notifications import show_warning
 
 from napari_lablink._napari.mibitiff_layers import mibi_layers
 from napari_lablink.client.connection import shared_connection
@@ -57,6 +58,8 @@ def upload_layers_to_run(path: str, layer_data: list[tuple[Any, dict, str]]) -> 
         target, kinds=("runs",), form="mibi+http://HOST:PORT/runs/RUN_LABEL[/FOV] to upload"
     )
     content = mibi_layers(layer_data)
+    for note in content.notes:
+        show_warning(note)
     height, width = content.data.shape[1:]
     if height != width:
         raise ConfigurationError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "AmbiguousArrayError",
     "AuthenticationError",
     "ClosedConnectionError",
     "ConfigurationError",
@@ -78,6 +79,12 @@ class ConfigurationError(LablinkError):
 
 class InvalidURIError(ConfigurationError, ValueError):
     """A URI that does not follow one of the forms napari-lablink understands."""
+
+
+class AmbiguousArrayError(ConfigurationError, ValueError):
+    """Data whose axes cannot be what the upload would make of them (e.g. RGB taken as planes)."""
+
+    default_hint = "Say what the axes are: pass rgb=True for colour images, or dims=(...)"
 
 
 class AuthenticationError(LablinkError):

@@ -58,6 +58,8 @@ def channel_file(data: np.ndarray, name: str) -> tuple[str, bytes, str]:
 
     ``name`` may carry the format (``CD45.png``, ``mask.tiff``); without one, integer data
     becomes a 16-bit PNG (the tracker's own channel format) and anything else a float32 TIFF.
+    The tracker keeps float channels as float32: wider floats that float32 cannot hold exactly
+    are refused rather than rounded unseen.
     """
     plane = np.asarray(data)
     if plane.ndim == 3 and 1 in (plane.shape[0], plane.shape[2]):
@@ -72,9 +74,23 @@ def channel_file(data: np.ndarray, name: str) -> tuple[str, bytes, str]:
         counts = _as_counts(plane, name)
         return filename, bytes(imagecodecs.png_encode(counts)), "image/png"
     buffer = io.BytesIO()
-    stored = plane.astype(np.float32) if plane.dtype.kind == "f" else _as_counts(plane, name)
+    stored = _as_float32(plane, name) if plane.dtype.kind == "f" else _as_counts(plane, name)
     tifffile.imwrite(buffer, stored)
     return filename, buffer.getvalue(), "image/tiff"
+
+
+def _as_float32(plane: np.ndarray, name: str) -> np.ndarray:
+    """``plane`` as float32, refusing values that float32 would change."""
+    stored = plane.astype(np.float32)
+    if plane.dtype.itemsize > 4 and not np.array_equal(stored, plane, equal_nan=True):
+        changed = int(np.count_nonzero(stored != plane) - np.count_nonzero(np.isnan(plane)))
+        raise ChannelDataError(
+            f"Channel {name!r} is {plane.dtype} and the tracker stores float32: {changed} of "
+            f"{plane.size} values would change",
+            hint="Convert it yourself if float32 precision is enough (data.astype('float32')), "
+            "or scale it into 0..65535 counts",
+        )
+    return stored
 
 
 def _as_counts(plane: np.ndarray, name: str) -> np.ndarray:

@@ -7,6 +7,12 @@ not channels), ``channel.mass``, ``channel.target`` and ``mibi.*`` keys. The Sof
 with ``IonpathMIBI``, PageName is ``"<target> (<mass>)"``, and the resolution is in pixels per
 centimetre, so that micrometres per pixel = FOV size / width.
 
+Ionpath's own reader (mibidata) refuses a file whose channel pages lack the DateTime tag or the
+XPosition/YPosition tags, and it needs ``mibi.run``, ``mibi.fov_id`` and ``mibi.folder`` to place
+the image. So the writer always writes them; when the caller knows none, it writes the documented
+:data:`DEFAULTS` (the moment of writing, stage position 0,0, FOV ``FOV1`` in folder ``FOV1``, and a
+run named after the file, or ``napari-lablink`` when writing to a file object).
+
 Only tifffile is used: it reads and writes every tag the format needs, and keeping this module free
 of napari lets the client, the CLI and the stand-in tests share it.
 """
@@ -26,6 +32,7 @@ import numpy as np
 import tifffile
 
 __all__ = [
+    "DEFAULTS",
     "SOFTWARE",
     "MibiImage",
     "MibiTiffError",
@@ -43,6 +50,15 @@ _SOFTWARE_PREFIX = "IonpathMIBI"
 _UM_PER_CM = 1e4
 _TIFF_DATETIME = "%Y:%m:%d %H:%M:%S"
 _SIMS = "SIMS"
+
+#: What the writer stores for metadata that mibidata requires and the caller did not give.
+#: ``date`` defaults to the time of writing; ``run`` to the file's name without its suffix when
+#: writing to a path.
+DEFAULTS: Mapping[str, Any] = {
+    "coordinates": (0.0, 0.0),
+    "fov_id": "FOV1",
+    "run": "napari-lablink",
+}
 
 # Metadata keys the format defines; they are stored with a "mibi." prefix. Other keys a caller
 # passes are stored unprefixed, as Ionpath's own writer does with user-defined attributes.
@@ -240,10 +256,13 @@ def write_mibitiff(
     ``mibi.`` prefix (keys already prefixed are kept), others are stored as given; ``date`` (a
     datetime or ISO string) becomes the DateTime tag and ``coordinates`` (x, y micrometres) the
     position tags. The FOV size comes from ``fov_size_um`` or ``metadata["size"]``.
-    Integer data is stored as uint16 (an error if values do not fit), float data as float32,
-    unless ``dtype`` forces one of the two. ``sed`` adds an SED page, which is not a channel.
+    Missing ``date``, ``coordinates``, ``run``, ``fov_id`` and ``folder`` get the values of
+    :data:`DEFAULTS` (``folder`` and ``fov_id`` default to each other), so that every file opens in
+    mibidata. Integer data is stored as uint16 (an error if values do not fit), float data as
+    float32, unless ``dtype`` forces one of the two. ``sed`` adds an SED page, which is not a
+    channel.
     """
-    metadata = dict(metadata or {})
+    metadata = _with_defaults(_bare_keys(metadata or {}), dest)
     if not hasattr(data, "shape") or not hasattr(data, "dtype"):
         data = np.asarray(data)
     shape = tuple(int(n) for n in data.shape)
@@ -260,7 +279,7 @@ def write_mibitiff(
     size = float(size)
     metadata["size"] = size
     save_dtype = _save_dtype(np.dtype(data.dtype), dtype)
-    date = _tiff_datetime(metadata.pop("date", None))
+    date = _tiff_datetime(metadata.pop("date"))
     description = _image_description(metadata)
     resolution = shape[2] * _UM_PER_CM / size
     position_tags = _position_tags(metadata.get("coordinates"))
@@ -293,13 +312,55 @@ def write_mibitiff(
             _write_page(tif, sed, {"image.type": "SED"}, sed_resolution, sed_tags, date)
 
 
+def _bare_keys(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Format keys without their ``mibi.`` prefix, so defaults see what the caller gave."""
+    bare: dict[str, Any] = {}
+    for key, value in metadata.items():
+        name = key[len("mibi.") :] if key.startswith("mibi.") else key
+        bare[name if name in _MIBI_KEYS else key] = value
+    return bare
+
+
+def _with_defaults(metadata: dict[str, Any], dest: Any) -> dict[str, Any]:
+    """``metadata`` completed with what mibidata requires (see :data:`DEFAULTS`)."""
+    if metadata.get("date") is None:
+        metadata["date"] = _dt.datetime.now().replace(microsecond=0)
+    if metadata.get("coordinates") is None:
+        metadata["coordinates"] = DEFAULTS["coordinates"]
+    if not metadata.get("run"):
+        stem = _file_stem(dest)
+        metadata["run"] = stem or DEFAULTS["run"]
+    folder = metadata.get("folder")
+    if not metadata.get("fov_id"):
+        metadata["fov_id"] = str(folder).split("/")[0] if folder else DEFAULTS["fov_id"]
+    if not folder:
+        metadata["folder"] = metadata["fov_id"]
+    elif str(folder).split("/")[0] != str(metadata["fov_id"]):
+        raise MibiTiffError(
+            f"metadata['folder'] = {folder!r} does not start with the FOV id "
+            f"{metadata['fov_id']!r}; mibidata requires the folder to begin with it."
+        )
+    return metadata
+
+
+def _file_stem(dest: Any) -> str | None:
+    name = os.fspath(dest) if isinstance(dest, str | os.PathLike) else getattr(dest, "name", None)
+    if not isinstance(name, str):
+        return None
+    stem = os.path.basename(name)
+    for suffix in (".tiff", ".tif"):
+        if stem.lower().endswith(suffix):
+            return stem[: -len(suffix)] or None
+    return stem or None
+
+
 def _write_page(
     tif: tifffile.TiffWriter,
     plane: np.ndarray,
     description: Mapping[str, Any],
     resolution: float,
     extratags: list[tuple[Any, ...]],
-    date: str | None,
+    date: str,
 ) -> None:
     tif.write(
         plane,
@@ -390,8 +451,6 @@ def _um_to_cm_rational(value: float) -> tuple[int, int]:
 
 
 def _position_tags(coordinates: Any) -> list[tuple[Any, ...]]:
-    if coordinates is None:
-        return []
     try:
         x, y = (float(value) for value in coordinates)
     except (TypeError, ValueError) as exc:
@@ -468,9 +527,7 @@ def _to_save_dtype(plane: np.ndarray, save_dtype: np.dtype[Any], target: str) ->
     return plane.astype(save_dtype)
 
 
-def _tiff_datetime(date: Any) -> str | None:
-    if date is None:
-        return None
+def _tiff_datetime(date: Any) -> str:
     if isinstance(date, str):
         try:
             date = _dt.datetime.fromisoformat(date)

@@ -30,7 +30,7 @@ query GetImage($id: ID!) {
 REQUEST_ACCESS = """
 mutation RequestZarrAccess($input: RequestZarrAccessInput!) {
   requestZarrAccess(input: $input) {
-    accessKey secretKey sessionToken bucket key path expiresIn datalayer
+    accessKey secretKey sessionToken bucket key path expiresIn region
   }
 }
 """
@@ -202,7 +202,7 @@ def test_access_grant_reads_the_array_from_the_grant_bucket(
     assert grant["bucket"] == "mikro-zarr" != store["bucket"]
     assert grant["key"] == store["key"]
     assert grant["path"] == store["path"]
-    assert grant["datalayer"] == "zarr"
+    assert grant["region"] == "us-east-1"  # v2.0.0's field (early-2026 had datalayer)
     assert grant["expiresIn"] == 3600
     array = zarr.open_array(
         zarr_store(mikro.s3_endpoint, grant["bucket"], grant["key"], grant_credentials(grant)),

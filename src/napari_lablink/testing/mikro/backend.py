@@ -19,8 +19,10 @@ from napari_lablink.testing.mikro.state import (
     AffineTransformationView,
     ChannelView,
     Image,
+    MaskView,
     MikroError,
     MikroState,
+    ReferenceView,
     Representation,
     ScaleView,
     ZarrStore,
@@ -179,7 +181,14 @@ class MikroBackend:
         channel_views: Sequence[dict[str, Any]] | None,
         transformation_views: Sequence[dict[str, Any]] | None,
         scale_views: Sequence[dict[str, Any]] | None,
+        mask_views: Sequence[dict[str, Any]] | None = None,
+        instance_mask_views: Sequence[dict[str, Any]] | None = None,
     ) -> Image:
+        """Register a populated store as an image; mask views make it a label image.
+
+        A mask view names the view it labels (``referenceView``); without one it labels the image
+        itself, through a reference view the server creates for it.
+        """
         store = self.state.store(store_id)
         if store.state != STORE_POPULATED:
             # The real server reads the store's metadata here too (store.fill_info).
@@ -188,13 +197,20 @@ class MikroBackend:
         views = [self._channel_view(view, channels) for view in channel_views or ()]
         affines = [self._affine_view(view) for view in transformation_views or ()]
         scales = [self._scale_view(view) for view in scale_views or ()]
+        image_id = self.state.new_id("image")
+        masks = [
+            self._mask_view(view, image_id, instance)
+            for instance, given in ((False, mask_views), (True, instance_mask_views))
+            for view in given or ()
+        ]
         image = Image(
-            id=self.state.new_id("image"),
+            id=image_id,
             name=name,
             store=store.id,
             tags=list(tags or []),
             channel_views=views,
             affine_views=affines,
+            mask_views=masks,
         )
         with self.state.lock:
             self.state.images[image.id] = image
@@ -237,6 +253,17 @@ class MikroBackend:
             c_min=c_min,
             c_max=c_max,
         )
+
+    def _mask_view(self, view: dict[str, Any], image_id: str, instance: bool) -> MaskView:
+        reference = view.get("referenceView")
+        if reference is None:
+            own = ReferenceView(self.state.new_id("view"), image_id)
+            with self.state.lock:
+                self.state.reference_views[own.id] = own
+            reference = own.id
+        else:
+            reference = self.state.reference_view(reference).id
+        return MaskView(self.state.new_id("view"), reference, instance, view.get("labels"))
 
     def _affine_view(self, view: dict[str, Any]) -> AffineTransformationView:
         matrix: Any = view.get("affineMatrix")

@@ -5,15 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from napari_lablink.testing.mikro.backend import MikroBackend
-from napari_lablink.testing.mikro.state import Image, ScaleView, ZarrStore
+from napari_lablink.testing.mikro.state import Image, MaskView, ScaleView, ZarrStore
 
-#: The datalayer name grants carry.
+#: The datalayer name grants of early-2026 servers carry.
 DATALAYER = "zarr"
+#: The S3 region grants of v2.0.0 carry.
+REGION = "us-east-1"
+#: Server versions the stand-in imitates, newest first.
+VERSIONS = ("2.0.0", "early-2026")
 
 
 class Gen2Root:
-    def __init__(self, backend: MikroBackend) -> None:
+    def __init__(self, backend: MikroBackend, version: str = VERSIONS[0]) -> None:
+        if version not in VERSIONS:
+            raise ValueError(f"generation-2 version must be one of {VERSIONS}, not {version!r}")
         self._backend = backend
+        self._version = version
 
     def image(self, info: Any, id: str) -> dict[str, Any]:
         return self._image(self._backend.state.image(id))
@@ -32,14 +39,16 @@ class Gen2Root:
 
     def requestZarrAccess(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
         store, credentials = self._backend.access_grant(input.get("storeId"))
-        return {
+        grant = {
             **_credentials(credentials),
             "bucket": store.s3_bucket,
             "key": store.key,
             "path": store.path,
             "expiresIn": self._backend.expires_in,
-            "datalayer": DATALAYER,
         }
+        if self._version == "early-2026":
+            return {**grant, "datalayer": DATALAYER}
+        return {**grant, "region": REGION}
 
     def requestZarrUpload(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
         store, credentials = self._backend.upload_grant(
@@ -66,6 +75,8 @@ class Gen2Root:
             channel_views=input.get("channelViews"),
             transformation_views=input.get("transformationViews"),
             scale_views=input.get("scaleViews"),
+            mask_views=input.get("maskViews"),
+            instance_mask_views=input.get("instanceMaskViews"),
         )
         return self._image(image)
 
@@ -100,6 +111,18 @@ class Gen2Root:
             "derivedScaleViews": lambda info: [
                 self._scale_view(view) for view in state.derived_scale_views(image.id)
             ],
+            "maskViews": [self._mask_view(v) for v in image.mask_views if not v.instance],
+            "instanceMaskViews": [self._mask_view(v) for v in image.mask_views if v.instance],
+        }
+
+    def _mask_view(self, view: MaskView) -> dict[str, Any]:
+        reference = self._backend.state.reference_view(view.reference_view)
+        return {
+            "id": view.id,
+            "referenceView": {
+                "id": reference.id,
+                "image": lambda info: self._image(self._backend.state.image(reference.image)),
+            },
         }
 
     def _scale_view(self, view: ScaleView) -> dict[str, Any]:

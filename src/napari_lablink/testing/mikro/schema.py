@@ -139,6 +139,9 @@ scalar ArrayLike
 "A length in micrometres."
 scalar Micrometers
 
+"The labels of a mask and their colours (any JSON)."
+scalar LabelsLike
+
 type ZarrStore {
   id: ID!
   path: String!
@@ -178,6 +181,21 @@ type ScaleView {
   image: Image!
 }
 
+type ReferenceView {
+  id: ID!
+  image: Image!
+}
+
+type MaskView {
+  id: ID!
+  referenceView: ReferenceView!
+}
+
+type InstanceMaskView {
+  id: ID!
+  referenceView: ReferenceView!
+}
+
 type Image {
   id: ID!
   name: String!
@@ -186,6 +204,8 @@ type Image {
   channelViews: [ChannelView!]!
   affineTransformationViews: [AffineTransformationView!]!
   derivedScaleViews: [ScaleView!]!
+  maskViews: [MaskView!]!
+  instanceMaskViews: [InstanceMaskView!]!
 }
 
 type ZarrAccessGrant {
@@ -196,7 +216,7 @@ type ZarrAccessGrant {
   key: String!
   path: String!
   expiresIn: Int!
-  datalayer: String!
+  GRANT_VERSION_FIELD
 }
 
 type ZarrUploadGrant {
@@ -272,6 +292,16 @@ input PartialScaleViewInput {
   scaleC: Float
 }
 
+input PartialMaskViewInput {
+  referenceView: ID
+  labels: LabelsLike
+}
+
+input PartialInstanceMaskViewInput {
+  referenceView: ID
+  labels: LabelsLike
+}
+
 input FromArrayLikeInput {
   array: ArrayLike!
   name: String!
@@ -279,6 +309,8 @@ input FromArrayLikeInput {
   channelViews: [PartialChannelViewInput!]
   transformationViews: [PartialAffineTransformationViewInput!]
   scaleViews: [PartialScaleViewInput!]
+  maskViews: [PartialMaskViewInput!]
+  instanceMaskViews: [PartialInstanceMaskViewInput!]
 }
 
 type Query {
@@ -300,6 +332,11 @@ def gen1_schema() -> GraphQLSchema:
     return build_schema(GEN1_SDL)
 
 
+#: The one access-grant field that differs: early-2026 commits name the datalayer, v2.0.0 dropped
+#: it and added the S3 region.
+_GRANT_VERSION_FIELDS = {"2.0.0": "region: String!", "early-2026": "datalayer: String!"}
+
+
 @cache
-def gen2_schema() -> GraphQLSchema:
-    return build_schema(GEN2_SDL)
+def gen2_schema(version: str = "2.0.0") -> GraphQLSchema:
+    return build_schema(GEN2_SDL.replace("GRANT_VERSION_FIELD", _GRANT_VERSION_FIELDS[version]))

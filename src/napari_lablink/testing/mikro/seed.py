@@ -56,8 +56,11 @@ def add_image(
     pixel_size: tuple[float, float, float] | None = None,
     pyramid_levels: int = 1,
     tags: Sequence[str] = (),
+    labels: bool = False,
 ) -> str:
-    """Upload ``array`` as a generation-2 image; levels > 1 become derived scale images."""
+    """Upload ``array`` as a generation-2 image; levels > 1 become derived scale images.
+
+    ``labels``: every level gets a mask view of itself, which marks a label image."""
     array = zarr_io.as_5d(np.asarray(array), "an image")
     if pyramid_levels < 1:
         raise ValueError(f"pyramid_levels must be at least 1, not {pyramid_levels}")
@@ -81,6 +84,7 @@ def add_image(
             scale_views=[]
             if not index
             else [{"parent": base_id, "scaleX": factor, "scaleY": factor, "scaleZ": 1.0}],
+            mask_views=[{"referenceView": None}] if labels else None,
         )
         base_id = base_id or image.id
     return base_id

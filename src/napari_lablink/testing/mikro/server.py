@@ -1,13 +1,18 @@
 """Stand-in mikro server: both GraphQL generations on one loopback HTTP server, S3 behind it.
 
 Generation 1 answers at ``<base>/<gen1_prefix>/graphql`` (default ``/graphql``), generation 2
-at ``<base>/<gen2_prefix>/graphql`` (default ``/mikro/graphql``). Requests are
-``POST {"query", "variables", "operationName"}`` with ``Authorization: Bearer <token>``.
+at ``<base>/<gen2_prefix>/graphql`` (default ``/mikro/graphql``, as deployments behind a gateway
+use; ``gen2_prefix=None`` takes the server version's own default, :data:`GEN2_DEFAULT_PREFIXES`).
+Requests are ``POST {"query", "variables", "operationName"}`` with
+``Authorization: Bearer <token>``.
 
-Authentication failures differ per generation, as both are allowed by the protocol and clients
-must handle both: generation 1 answers HTTP 200 with ``{"data": null, "errors": [...]}``,
-generation 2 answers HTTP 401 with ``{"errors": [...]}``. GraphQL errors (unknown fields, unknown
-ids, rejected uploads) are always HTTP 200 with an ``errors`` list.
+Authentication failures are answered as the real servers answer them (see
+``docs/protocols/notes-real-servers.md``): generation 2 with HTTP 200 and a GraphQL error,
+``No Authorization header`` without a token and ``Error decoding token`` (``... token header``
+when the token is not even a JWT) for a wrong one; generation 1 with an HTML 403 page for a wrong
+token, while without any token it serves reads (``representation(s)`` and even ``request``)
+anonymously and refuses only mutations. Other GraphQL errors (unknown fields, unknown ids,
+rejected uploads) are always HTTP 200 with an ``errors`` list.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
+    OperationType,
     execute_sync,
     parse,
     validate,
@@ -42,18 +48,31 @@ from napari_lablink.testing.faults import Faults
 from napari_lablink.testing.mikro import seed
 from napari_lablink.testing.mikro.backend import MikroBackend, MikroConfig
 from napari_lablink.testing.mikro.gen1 import Gen1Root
-from napari_lablink.testing.mikro.gen2 import Gen2Root
+from napari_lablink.testing.mikro.gen2 import VERSIONS, Gen2Root
 from napari_lablink.testing.mikro.schema import gen1_schema, gen2_schema
 from napari_lablink.testing.mikro.state import MikroError, MikroState
 from napari_lablink.testing.s3.server import S3StandIn
 
-__all__ = ["MikroStandIn", "Operation"]
+__all__ = ["GEN2_DEFAULT_PREFIXES", "MikroStandIn", "Operation"]
 
 log = logging.getLogger(__name__)
 
 GEN1 = "gen1"
 GEN2 = "gen2"
-AUTH_FAILED = "Authentication failed: missing or invalid bearer token."
+#: Generation 2's answers (GraphQL errors, HTTP 200) to a missing and to a wrong token.
+NO_AUTHORIZATION_HEADER = "No Authorization header"
+TOKEN_NOT_DECODED = "Error decoding token"
+TOKEN_HEADER_NOT_DECODED = "Error decoding token header"
+#: Generation 1's answer to an anonymous mutation (its anonymous reads are served).
+ANONYMOUS_MUTATION = "You do not have permission to perform this action"
+#: Generation 1's answer to a wrong token: Django's plain 403 page.
+FORBIDDEN_PAGE = (
+    b'\n<!doctype html>\n<html lang="en">\n<head>\n  <title>403 Forbidden</title>\n</head>\n'
+    b"<body>\n  <h1>403 Forbidden</h1><p></p>\n</body>\n</html>\n"
+)
+#: Where each generation-2 server version serves GraphQL when its deployment sets no prefix.
+GEN2_DEFAULT_PREFIXES = {"2.0.0": "", "early-2026": "lovekit"}
+_JSON = "application/json"
 
 
 class Operation(NamedTuple):
@@ -64,8 +83,8 @@ class Operation(NamedTuple):
     variables: dict[str, Any]
 
 
-def _json(status: int, payload: Any) -> tuple[int, bytes]:
-    return status, json.dumps(payload).encode()
+def _json(status: int, payload: Any) -> tuple[int, bytes, str]:
+    return status, json.dumps(payload).encode(), _JSON
 
 
 class _GraphQLHandler(QuietHandler):
@@ -86,9 +105,10 @@ class _GraphQLHandler(QuietHandler):
             return
         if fault == "slow":
             time.sleep(stand_in.faults.slow_seconds)
-        status, answer = stand_in._answer(path, body, self.headers.get("Authorization"))
-        extra = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        self.send_bytes(status, answer, "application/json", extra)
+        status, answer, content_type = stand_in._answer(
+            path, body, self.headers.get("Authorization")
+        )
+        self.send_bytes(status, answer, content_type)
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")
@@ -117,11 +137,19 @@ class MikroStandIn(Service):
         host: str = "127.0.0.1",
         port: int = 0,
         gen1_prefix: str = "",
-        gen2_prefix: str = "mikro",
+        gen2_prefix: str | None = "mikro",
+        gen2_version: str = VERSIONS[0],
         credential_ttl: float = 3600.0,
         max_upload_bytes: int = 1 << 30,
     ) -> None:
+        """``gen2_version`` is the generation-2 server release imitated (``"2.0.0"`` or
+        ``"early-2026"``): it decides the access grant's fields and, with ``gen2_prefix=None``,
+        the URL prefix."""
         require_loopback(host)
+        if gen2_version not in GEN2_DEFAULT_PREFIXES:
+            raise ValueError(f"gen2_version must be one of {VERSIONS}, not {gen2_version!r}")
+        if gen2_prefix is None:
+            gen2_prefix = GEN2_DEFAULT_PREFIXES[gen2_version]
         self._owns_s3 = s3 is None
         self.s3 = s3 if s3 is not None else S3StandIn(host=host)
         self.token = token if token is not None else secrets.token_urlsafe(24)
@@ -133,8 +161,12 @@ class MikroStandIn(Service):
         self.config = MikroConfig(credential_ttl=credential_ttl, max_upload_bytes=max_upload_bytes)
         self.faults = Faults()
         self._backend = MikroBackend(self.s3, self.config)
-        self._roots = {GEN1: Gen1Root(self._backend), GEN2: Gen2Root(self._backend)}
-        self._schemas: dict[str, GraphQLSchema] = {GEN1: gen1_schema(), GEN2: gen2_schema()}
+        self.gen2_version = gen2_version
+        self._roots = {GEN1: Gen1Root(self._backend), GEN2: Gen2Root(self._backend, gen2_version)}
+        self._schemas: dict[str, GraphQLSchema] = {
+            GEN1: gen1_schema(),
+            GEN2: gen2_schema(gen2_version),
+        }
         self._operations: list[Operation] = []
         self._root_fields: list[tuple[str, tuple[str, ...], dict[str, Any]]] = []
         self._log_lock = threading.Lock()
@@ -273,8 +305,11 @@ class MikroStandIn(Service):
         pixel_size: tuple[float, float, float] | None = None,
         pyramid_levels: int = 1,
         tags: Sequence[str] = (),
+        labels: bool = False,
     ) -> str:
-        """A generation-2 image of a (c, t, z, y, x) array (plus pyramid); returns its id."""
+        """A generation-2 image of a (c, t, z, y, x) array (plus pyramid); returns its id.
+
+        ``labels`` makes it a label image: it gets a mask view of itself."""
         return seed.add_image(
             self._backend,
             array,
@@ -284,6 +319,7 @@ class MikroStandIn(Service):
             pixel_size=pixel_size,
             pyramid_levels=pyramid_levels,
             tags=tags,
+            labels=labels,
         )
 
     def seed_demo(self) -> dict[str, str]:
@@ -316,13 +352,35 @@ class MikroStandIn(Service):
                 return generation
         return None
 
-    def _authorized(self, header: str | None) -> bool:
-        scheme, _, token = (header or "").partition(" ")
-        return scheme.lower() == "bearer" and secrets.compare_digest(
-            token.strip().encode(), self.token.encode()
-        )
+    def _token_refusal(self, header: str | None) -> str | None:
+        """None for our token; else the generation-2 message for what came instead."""
+        if not (header or "").strip():
+            return NO_AUTHORIZATION_HEADER
+        scheme, _, token = header.strip().partition(" ")  # type: ignore[union-attr]
+        token = token.strip()
+        if scheme.lower() == "bearer" and secrets.compare_digest(
+            token.encode(), self.token.encode()
+        ):
+            return None
+        # A JWT is three dot-separated parts; anything else fails on its header already.
+        return TOKEN_NOT_DECODED if token.count(".") == 2 else TOKEN_HEADER_NOT_DECODED
 
-    def _answer(self, path: str, body: bytes, authorization: str | None) -> tuple[int, bytes]:
+    def _refusal(
+        self, generation: str, header: str | None, document: Any, operation_name: str | None
+    ) -> tuple[int, bytes, str] | None:
+        """The answer to a request without our token, or None to serve it."""
+        refusal = self._token_refusal(header)
+        if refusal is None:
+            return None
+        if generation == GEN2:
+            return _json(200, {"data": None, "errors": [{"message": refusal}]})
+        if refusal != NO_AUTHORIZATION_HEADER:
+            return 403, FORBIDDEN_PAGE, "text/html; charset=utf-8"
+        if _is_mutation(document, operation_name):
+            return _json(200, {"data": None, "errors": [{"message": ANONYMOUS_MUTATION}]})
+        return None  # generation 1 serves reads anonymously
+
+    def _answer(self, path: str, body: bytes, authorization: str | None) -> tuple[int, bytes, str]:
         generation = self._generation(path)
         if generation is None:
             return _json(404, {"detail": "Not found"})
@@ -344,10 +402,9 @@ class MikroStandIn(Service):
         fields = _root_fields(document, operation_name)
         name = operation_name or _operation_name(document) or (fields[0] if fields else "?")
         self._record(generation, name, fields, variables)
-        if not self._authorized(authorization):
-            if generation == GEN2:
-                return _json(401, {"errors": [{"message": AUTH_FAILED}]})
-            return _json(200, {"data": None, "errors": [{"message": AUTH_FAILED}]})
+        refused = self._refusal(generation, authorization, document, operation_name)
+        if refused is not None:
+            return refused
         schema = self._schemas[generation]
         errors = validate(schema, document)
         if errors:
@@ -377,6 +434,14 @@ class MikroStandIn(Service):
 
 def _operations(document: Any) -> list[OperationDefinitionNode]:
     return [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+
+
+def _is_mutation(document: Any, operation_name: str | None) -> bool:
+    return any(
+        o.operation == OperationType.MUTATION
+        for o in _operations(document)
+        if operation_name is None or (o.name and o.name.value == operation_name)
+    )
 
 
 def _operation_name(document: Any) -> str | None:

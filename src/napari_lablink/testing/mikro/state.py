@@ -85,6 +85,28 @@ class ScaleView:
 
 
 @dataclass
+class ReferenceView:
+    """A view other views point at; a mask view names the image it labels through one."""
+
+    id: str
+    image: str
+
+
+@dataclass
+class MaskView:
+    """Marks its image as a label image of the reference view's image.
+
+    ``instance`` tells an instance mask (each value one object) from a semantic mask (each value
+    one class); napari opens both as Labels.
+    """
+
+    id: str
+    reference_view: str
+    instance: bool
+    labels: Any = None
+
+
+@dataclass
 class Image:
     id: str
     name: str
@@ -92,6 +114,7 @@ class Image:
     tags: list[str]
     channel_views: list[ChannelView] = field(default_factory=list)
     affine_views: list[AffineTransformationView] = field(default_factory=list)
+    mask_views: list[MaskView] = field(default_factory=list)
 
 
 class MikroState:
@@ -103,6 +126,7 @@ class MikroState:
         self.stores: dict[str, ZarrStore] = {}
         self.images: dict[str, Image] = {}
         self.scale_views: list[ScaleView] = []
+        self.reference_views: dict[str, ReferenceView] = {}
         self._next = {"representation": 1, "image": 1001, "store": 5001, "view": 1}
 
     def new_id(self, kind: str) -> str:
@@ -130,6 +154,13 @@ class MikroState:
             found = self.images.get(str(id))
         if found is None:
             raise MikroError(f"Image with id {id!r} does not exist.")
+        return found
+
+    def reference_view(self, id: str) -> ReferenceView:
+        with self.lock:
+            found = self.reference_views.get(str(id))
+        if found is None:
+            raise MikroError(f"ReferenceView with id {id!r} does not exist.")
         return found
 
     def derived_scale_views(self, parent: str) -> list[ScaleView]:

@@ -15,6 +15,7 @@ attribute names the run.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import math
@@ -88,10 +89,28 @@ def _sort_key(target: str) -> tuple[int, float, str]:
     return (1, value, "") if math.isfinite(value) else (0, 0.0, target.lower())
 
 
+def _position(micrometres: float) -> tuple[int, int]:
+    """A stage coordinate as the signed rational of centimetres the position tags hold."""
+    return round(micrometres * 1000), 10_000_000  # nanometre steps: um * 1000 / 1e7 = cm
+
+
 def build_mibitiff(
-    channels: list[tuple[int, str, np.ndarray]], description: dict[str, Any], fov_size: float
+    channels: list[tuple[int, str, np.ndarray]],
+    description: dict[str, Any],
+    fov_size: float,
+    *,
+    date: dt.datetime,
+    coordinates: tuple[float, float],
 ) -> bytes:
-    """A MIBItiff of (mass, target, plane) channels, pages sorted by target."""
+    """A MIBItiff of (mass, target, plane) channels, pages sorted by target.
+
+    Every channel page carries the DateTime tag and the stage position tags (micrometres in,
+    centimetres stored): Ionpath's reader refuses a file without them.
+    """
+    position_tags = [
+        (286, "2i", 1, _position(coordinates[0]), True),
+        (287, "2i", 1, _position(coordinates[1]), True),
+    ]
     buffer = io.BytesIO()
     with tifffile.TiffWriter(buffer) as tif:
         for mass, target, plane in sorted(channels, key=lambda c: _sort_key(c[1])):
@@ -110,7 +129,8 @@ def build_mibitiff(
                 software=SOFTWARE,
                 resolution=(pixels_per_cm, pixels_per_cm),
                 resolutionunit="CENTIMETER",
-                extratags=[(285, "s", 0, f"{target} ({mass})".encode(), True)],
+                datetime=date.strftime("%Y:%m:%d %H:%M:%S"),
+                extratags=[(285, "s", 0, f"{target} ({mass})".encode(), True), *position_tags],
             )
     return buffer.getvalue()
 

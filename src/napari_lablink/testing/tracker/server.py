@@ -164,6 +164,8 @@ class _Api:
             ("GET", re.compile(r"/runs/"), True, self.list_runs),
             ("POST", re.compile(r"/runs/"), True, self.create_run),
             ("GET", re.compile(r"/runs/(\d+)/"), True, self.get_run),
+            ("DELETE", re.compile(r"/runs/(\d+)/"), True, self.delete_run),
+            ("GET", re.compile(r"/imagesets/"), True, self.list_imagesets),
             ("POST", re.compile(r"/imagesets/"), True, self.create_imageset),
             ("GET", re.compile(r"/imagesets/(\d+)/"), True, self.get_imageset),
             ("DELETE", re.compile(r"/imagesets/(\d+)/"), True, self.delete_imageset),
@@ -401,6 +403,14 @@ class _Api:
         run = self.state.create_run(fields, files.get("xml"))
         with self.state.lock:
             return _json(201, self.state.run_json(run))
+
+    def delete_run(self, request: _Request, run_id: str) -> _Response:
+        self.state.delete_run(int(run_id))
+        return _Response(204, b"", "application/json")
+
+    def list_imagesets(self, request: _Request) -> _Response:
+        with self.state.lock:
+            return self._page(request, [dict(s) for s in self.state.imagesets.values()])
 
     def create_imageset(self, request: _Request) -> _Response:
         return _json(201, self.state.create_imageset(request.json_object()))

@@ -280,6 +280,22 @@ class TrackerState:
             raise not_found()
         return run
 
+    def delete_run(self, run_id: int) -> None:
+        """DELETE /runs/{id}/: the run goes with its images, their files and set memberships."""
+        with self.lock:
+            run = self.runs.pop(run_id, None)
+            if run is None:
+                raise not_found()
+            gone = set(run.image_ids)
+            for image_id in gone:
+                del self.images[image_id]
+            for imageset in self.imagesets.values():
+                imageset["images"] = [i for i in imageset["images"] if i not in gone]
+            for path in [p for p in self.files if p.startswith(run.path + "/")]:
+                del self.files[path]
+            for key in [k for k in self._png_cache if k[0] in gone]:
+                del self._png_cache[key]
+
     # -- images ----------------------------------------------------------------------------
 
     def add_image(self, run: Run, number: str, folder: str, **fields: Any) -> Image:
@@ -497,7 +513,13 @@ class TrackerState:
                 }.items()
                 if value is not None
             }
-            image.summed_tiff = build_mibitiff(sims, description, image.fov_size)
+            image.summed_tiff = build_mibitiff(
+                sims,
+                description,
+                image.fov_size,
+                date=dt.datetime.fromisoformat(run.run_date),
+                coordinates=(image.x_coord or 0.0, image.y_coord or 0.0),
+            )
             return image.summed_tiff
 
     def process_mibitiff(self, run_id: int, payload: bytes) -> Image:
