@@ -14,7 +14,7 @@ import pytest
 
 from napari_lablink import AuthenticationError, ConfigurationError
 from napari_lablink._toml_write import dumps
-from napari_lablink.config import resolve_credentials
+from napari_lablink.client.config import resolve_credentials
 from napari_lablink.profiles import (
     Profile,
     ProfileStore,

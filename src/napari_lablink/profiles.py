@@ -1,4 +1,4 @@
-"""Named server profiles, kept in the servers.toml that :mod:`napari_lablink.config` reads.
+"""Named server profiles, kept in the servers.toml that :mod:`napari_lablink.client.config` reads.
 
 A profile is a name, a server kind (``mikro``, ``mibi``, ``pims``), the server's URL and the
 credentials it needs. Credentials belong to the server's ``["host:port"]`` table, exactly where
@@ -33,9 +33,9 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from napari_lablink._toml_write import dumps
+from napari_lablink.client.config import Credentials, config_path, load_profiles
 from napari_lablink.client.errors import ConfigurationError, InvalidURIError
-from napari_lablink.config import Credentials, config_path, load_profiles
-from napari_lablink.uri import RemoteURI, parse_server_uri
+from napari_lablink.client.uri import RemoteURI, parse_server_uri
 
 __all__ = [
     "KIND_NAMES",

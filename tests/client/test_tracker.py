@@ -25,13 +25,13 @@ from napari_lablink import (
     ServerError,
     ServerUnavailableError,
 )
+from napari_lablink.client.config import Credentials
 from napari_lablink.client.tracker import AmbiguousImageError, TrackerServer
 from napari_lablink.client.tracker_channels import ChannelDataError
 from napari_lablink.client.tracker_models import TrackerImage
-from napari_lablink.config import Credentials
+from napari_lablink.client.uri import parse_server_uri
 from napari_lablink.formats.mibitiff import read_mibitiff, write_mibitiff
 from napari_lablink.testing.tracker_server import TrackerStandIn
-from napari_lablink.uri import parse_server_uri
 
 RNG = np.random.default_rng(11)
 SIZE = 32

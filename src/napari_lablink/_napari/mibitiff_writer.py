@@ -15,8 +15,8 @@ from typing import Any
 from napari_lablink._napari.mibitiff_layers import mibi_layers
 from napari_lablink._napari.writers import write_remote
 from napari_lablink.client.errors import ConfigurationError
+from napari_lablink.client.uri import is_remote_uri
 from napari_lablink.formats.mibitiff import MibiTiffError, write_mibitiff
-from napari_lablink.uri import is_remote_uri
 
 __all__ = ["write_mibitiff_layers"]
 

@@ -17,8 +17,8 @@ from napari_lablink.client.connection import shared_connection
 from napari_lablink.client.errors import ConfigurationError
 from napari_lablink.client.tracker import TrackerServer
 from napari_lablink.client.tracker_models import TrackerImage
+from napari_lablink.client.uri import RemoteURI, parse_uri
 from napari_lablink.formats.mibitiff import MibiTiffError, write_mibitiff
-from napari_lablink.uri import RemoteURI, parse_uri
 
 __all__ = ["image_uri", "upload_channel_layer", "upload_layers_to_run"]
 

@@ -15,9 +15,9 @@ import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from napari_lablink.client.config import Credentials, resolve_credentials
 from napari_lablink.client.errors import ClosedConnectionError, InvalidURIError
-from napari_lablink.config import Credentials, resolve_credentials
-from napari_lablink.uri import RemoteURI, parse_server_uri, parse_uri
+from napari_lablink.client.uri import RemoteURI, parse_server_uri, parse_uri
 
 if TYPE_CHECKING:
     from napari_lablink.client.models import RemoteImage
@@ -140,7 +140,7 @@ def connect(
     """Connect to the server ``url`` names (``mikro+http://127.0.0.1:8080``, or any image URI).
 
     Credentials not given here are looked up in the environment and the config file (see
-    :mod:`napari_lablink.config`). The connection is a context manager (``with`` and
+    :mod:`napari_lablink.client.config`). The connection is a context manager (``with`` and
     ``async with``); calls after ``close()`` raise :class:`ClosedConnectionError`.
     """
     uri = url if isinstance(url, RemoteURI) else _parse_connect_url(url)

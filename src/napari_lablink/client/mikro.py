@@ -20,6 +20,7 @@ import zarr
 
 from napari_lablink.client.browse import Entry, split_tags
 from napari_lablink.client.colors import parse_color, wavelength_to_rgb
+from napari_lablink.client.config import Credentials
 from napari_lablink.client.connection import Server
 from napari_lablink.client.datalayer import GrantedStore, S3Grant, lazy_array
 from napari_lablink.client.errors import (
@@ -33,8 +34,7 @@ from napari_lablink.client.mikro_write import UploadRequest, upload_image, uploa
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
 from napari_lablink.client.transport import HeaderAuth, Transport
 from napari_lablink.client.upload import Progress, to_ctzyx
-from napari_lablink.config import Credentials
-from napari_lablink.uri import RemoteURI
+from napari_lablink.client.uri import RemoteURI
 
 __all__ = ["MikroServer"]
 

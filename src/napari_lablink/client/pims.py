@@ -25,6 +25,7 @@ from dask.base import tokenize
 
 from napari_lablink.client.browse import Entry
 from napari_lablink.client.colors import parse_color
+from napari_lablink.client.config import Credentials
 from napari_lablink.client.connection import Server
 from napari_lablink.client.errors import (
     ConfigurationError,
@@ -35,8 +36,7 @@ from napari_lablink.client.errors import (
 )
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
 from napari_lablink.client.transport import Transport
-from napari_lablink.config import Credentials
-from napari_lablink.uri import RemoteURI
+from napari_lablink.client.uri import RemoteURI
 
 __all__ = ["CHUNK_TARGET", "MAX_CHUNK", "PimsServer", "Tier", "decode_window", "exact_tiers"]
 

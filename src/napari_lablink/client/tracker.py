@@ -27,6 +27,7 @@ import numpy as np
 
 from napari_lablink.client.browse import Entry
 from napari_lablink.client.colors import parse_color
+from napari_lablink.client.config import Credentials
 from napari_lablink.client.connection import Server
 from napari_lablink.client.errors import (
     AuthenticationError,
@@ -56,9 +57,8 @@ from napari_lablink.client.transport import (
     Transport,
     describe_response,
 )
-from napari_lablink.config import Credentials
+from napari_lablink.client.uri import RemoteURI
 from napari_lablink.formats.mibitiff import MibiImage, read_mibitiff
-from napari_lablink.uri import RemoteURI
 
 __all__ = ["AmbiguousImageError", "Routes", "TrackerServer"]
 
