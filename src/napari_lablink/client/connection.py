@@ -136,17 +136,22 @@ def connect(
     email: str | None = None,
     password: str | None = None,
     s3: str | None = None,
+    credentials: Credentials | None = None,
 ) -> Server:
     """Connect to the server ``url`` names (``mikro+http://127.0.0.1:8080``, or any image URI).
 
     Credentials not given here are looked up in the environment and the config file (see
-    :mod:`napari_lablink.client.config`). The connection is a context manager (``with`` and
-    ``async with``); calls after ``close()`` raise :class:`ClosedConnectionError`.
+    :mod:`napari_lablink.client.config`); ``credentials`` resolved already (a profile's) are used
+    as they are. The connection is a context manager (``with`` and ``async with``); calls after
+    ``close()`` raise :class:`ClosedConnectionError`.
     """
     uri = url if isinstance(url, RemoteURI) else _parse_connect_url(url)
-    credentials = resolve_credentials(
-        uri.server_key, token=token, email=email, password=password, s3=s3 or uri.option("s3")
-    )
+    if credentials is None:
+        credentials = resolve_credentials(
+            uri.server_key, token=token, email=email, password=password, s3=s3 or uri.option("s3")
+        )
+    elif any(v is not None for v in (token, email, password, s3)):
+        raise TypeError("connect() takes either credentials= or token/email/password/s3")
     return _server_class(uri.scheme)(uri, credentials)
 
 
