@@ -26,8 +26,8 @@ from napari_lablink import (
     ServerUnavailableError,
 )
 from napari_lablink.client.config import Credentials
-from napari_lablink.client.tracker import AmbiguousImageError, TrackerServer
-from napari_lablink.client.tracker_channels import ChannelDataError
+from napari_lablink.client.errors import AmbiguousImageError, ChannelDataError
+from napari_lablink.client.tracker import TrackerServer
 from napari_lablink.client.tracker_models import TrackerImage
 from napari_lablink.client.uri import parse_server_uri
 from napari_lablink.formats.mibitiff import read_mibitiff, write_mibitiff

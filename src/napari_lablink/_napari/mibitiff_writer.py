@@ -14,9 +14,7 @@ from typing import Any
 
 from napari_lablink._napari.mibitiff_layers import mibi_layers
 from napari_lablink._napari.writers import write_remote
-from napari_lablink.client.errors import ConfigurationError
 from napari_lablink.client.uri import is_remote_uri
-from napari_lablink.formats.mibitiff import MibiTiffError, write_mibitiff
 
 __all__ = ["write_mibitiff_layers"]
 
@@ -30,14 +28,5 @@ def write_mibitiff_layers(path: str, layer_data: list[tuple[Any, dict, str]]) ->
     if is_remote_uri(path):
         return write_remote(path.removesuffix(APPENDED_EXTENSION), layer_data)
     content = mibi_layers(layer_data)
-    try:
-        write_mibitiff(
-            path,
-            content.data,
-            content.channels,
-            content.metadata,
-            fov_size_um=content.fov_size_um,
-        )
-    except MibiTiffError as exc:
-        raise ConfigurationError(f"Cannot save {', '.join(content.layer_names)}: {exc}") from None
+    content.write(path, content.metadata)
     return [path]

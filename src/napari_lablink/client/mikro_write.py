@@ -22,11 +22,10 @@ import dask.array as da
 import zarr
 
 from napari_lablink.client.datalayer import GrantedStore, S3Grant
-from napari_lablink.client.errors import LablinkError, ProtocolError
+from napari_lablink.client.errors import LablinkError, ProtocolError, UploadError
 from napari_lablink.client.models import DIMS, Channel
 from napari_lablink.client.upload import (
     Progress,
-    UploadError,
     downsampled,
     plane_chunks,
     pyramid_shapes,

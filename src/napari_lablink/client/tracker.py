@@ -30,9 +30,9 @@ from napari_lablink.client.colors import parse_color
 from napari_lablink.client.config import Credentials
 from napari_lablink.client.connection import Server
 from napari_lablink.client.errors import (
+    AmbiguousImageError,
     AuthenticationError,
     ConfigurationError,
-    LablinkError,
     NotFoundError,
     ProtocolError,
 )
@@ -60,7 +60,7 @@ from napari_lablink.client.transport import (
 from napari_lablink.client.uri import RemoteURI
 from napari_lablink.formats.mibitiff import MibiImage, read_mibitiff
 
-__all__ = ["AmbiguousImageError", "Routes", "TrackerServer"]
+__all__ = ["Routes", "TrackerServer"]
 
 #: The reference client's retry rule: 3 retries, backoff factor 0.3 s (urllib3's Retry).
 TRACKER_RETRY = RetryPolicy(attempts=4, backoff=0.3)
@@ -91,12 +91,6 @@ _IMAGE_FIELDS = (
 _IMAGE_RELATED = ("project", "tissue", "section", "aperture")
 
 FileSource = str | os.PathLike[str] | IO[bytes] | bytes
-
-
-class AmbiguousImageError(LablinkError):
-    """A run label (or name) and FOV match more than one image."""
-
-    default_hint = "Open the image by id (mibi://HOST/images/ID) or use the run's unique label"
 
 
 class Routes:

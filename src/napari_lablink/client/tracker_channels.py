@@ -20,18 +20,12 @@ import numpy as np
 import tifffile
 from dask.highlevelgraph import HighLevelGraph, Layer, MaterializedLayer
 
-from napari_lablink.client.errors import LablinkError
+from napari_lablink.client.errors import ChannelDataError
 
-__all__ = ["ChannelCache", "ChannelDataError", "channel_file", "channel_stack", "decode_png"]
+__all__ = ["ChannelCache", "channel_file", "channel_stack", "decode_png"]
 
 _PNG_SUFFIX = ".png"
 _TIFF_SUFFIXES = (".tif", ".tiff")
-
-
-class ChannelDataError(LablinkError, ValueError):
-    """Data that cannot be a tracker channel (wrong shape, values a 16-bit PNG cannot hold)."""
-
-    default_hint = "A channel is one 2-D grayscale plane: counts 0..65535 (PNG) or floats (TIFF)"
 
 
 def decode_png(payload: bytes, what: str) -> np.ndarray:

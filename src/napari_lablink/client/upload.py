@@ -19,13 +19,11 @@ import dask.array as da
 import numpy as np
 import zarr
 
-from napari_lablink.client.errors import ConfigurationError, LablinkError
+from napari_lablink.client.errors import ConfigurationError, UploadCancelledError
 from napari_lablink.client.models import DIMS
 
 __all__ = [
     "Progress",
-    "UploadCancelledError",
-    "UploadError",
     "downsampled",
     "plane_chunks",
     "pyramid_shapes",
@@ -46,14 +44,6 @@ _ALIASES = {
 }  # fmt: skip
 #: napari's usual meaning of unlabelled axes, by number of dimensions.
 _CONVENTIONS = {2: ("y", "x"), 3: ("z", "y", "x"), 4: ("t", "z", "y", "x")}
-
-
-class UploadError(LablinkError):
-    """An upload failed; nothing was registered on the server."""
-
-
-class UploadCancelledError(UploadError):
-    """The user cancelled the upload; nothing was registered on the server."""
 
 
 def _axis_name(label: object) -> str | None:

@@ -33,8 +33,7 @@ from napari_lablink._napari.upload_layers import jobs_from_layer_data
 from napari_lablink._napari.widgets.layer_watch import LayerListWatch
 from napari_lablink.client.config import load_profiles
 from napari_lablink.client.connection import shared_connection
-from napari_lablink.client.errors import LablinkError
-from napari_lablink.client.upload import UploadCancelledError
+from napari_lablink.client.errors import LablinkError, UploadCancelledError
 from napari_lablink.client.uri import parse_uri
 
 if TYPE_CHECKING:
