@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -34,10 +34,11 @@ from napari_lablink.client.config import (
     Credentials,
     config_path,
     load_profiles,
-    resolve_credentials,
+    merge_credentials,
 )
 from napari_lablink.client.connection import Server, connect
 from napari_lablink.client.errors import ConfigurationError, InvalidURIError
+from napari_lablink.client.schemes import SCHEMES, Scheme
 from napari_lablink.client.secrets import (
     SECRET_FIELDS,
     SecretStore,
@@ -58,9 +59,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ProfileKind = Literal["mikro", "mibi", "pims"]
-#: How the kinds are shown to users.
-KIND_NAMES: dict[str, str] = {"mikro": "mikro", "mibi": "MIBItracker", "pims": "Cytomine PIMS"}
+#: How the kinds are shown to users, in the registry's order.
+KIND_NAMES: dict[str, str] = {scheme: info.display_name for scheme, info in SCHEMES.items()}
 
 
 class Profile(BaseModel):
@@ -70,7 +70,7 @@ class Profile(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    kind: ProfileKind
+    kind: Scheme
     #: ``http(s)://host[:port][/prefix]`` (a ``kind+http://`` URI is accepted too).
     url: str
     s3: str | None = None
@@ -163,7 +163,8 @@ class ProfileStore:
         key = profile.server_key
         table = load_profiles(self.path).get(key, {})
         stored = {f: read_secret(table, key, f, self.secrets) for f in SECRET_FIELDS}
-        return resolve_credentials(key, table=table, email=profile.email, s3=profile.s3, **stored)
+        explicit = {"email": profile.email, "s3": profile.s3, **stored}
+        return merge_credentials(key, table, explicit)
 
     def connect(self, name: str) -> Server:
         """A new connection with profile ``name``; the caller closes it."""

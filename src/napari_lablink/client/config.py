@@ -32,7 +32,13 @@ import platformdirs
 from napari_lablink.client.errors import ConfigurationError
 from napari_lablink.client.secrets import SECRET_FIELDS, keyring_secrets, read_secret
 
-__all__ = ["Credentials", "config_path", "load_profiles", "resolve_credentials"]
+__all__ = [
+    "Credentials",
+    "config_path",
+    "load_profiles",
+    "merge_credentials",
+    "resolve_credentials",
+]
 
 _ENV = {
     "token": "LABLINK_TOKEN",
@@ -111,18 +117,20 @@ def load_profiles(path: Path | None = None) -> dict[str, dict[str, Any]]:
     return {key: value for key, value in data.items() if isinstance(value, dict)}
 
 
-def resolve_credentials(
-    server_key: str, *, table: Mapping[str, Any] | None = None, **explicit: str | None
-) -> Credentials:
+def resolve_credentials(server_key: str, **explicit: str | None) -> Credentials:
     """Merge explicit arguments, the environment and the config file's table for ``server_key``.
 
     The environment applies to every server; the config file's tables are per ``host:port``, so a
-    token for one server is never offered to another. ``table`` is that table when the caller
-    has read it already (the profile store); secrets it lists under ``keyring`` are read from the
-    OS keyring.
+    token for one server is never offered to another.
     """
-    if table is None:
-        table = load_profiles().get(server_key, {})
+    return merge_credentials(server_key, load_profiles().get(server_key, {}), explicit)
+
+
+def merge_credentials(
+    server_key: str, table: Mapping[str, Any], explicit: Mapping[str, str | None]
+) -> Credentials:
+    """:func:`resolve_credentials` with the server's ``table`` of the config file read already
+    (by the profile store); secrets it lists under ``keyring`` are read from the OS keyring."""
     values: dict[str, str | None] = {}
     for f in fields(Credentials):
         value = explicit.get(f.name)

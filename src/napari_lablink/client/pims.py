@@ -211,6 +211,11 @@ class PimsServer(Server):
 
     # -- browsing -----------------------------------------------------------------------------
 
+    def check(self) -> None:
+        """``GET /info``: PIMS has no authentication, so answering is all there is to prove."""
+        self._check_open()
+        self.transport.request("GET", "info", obj="server info")
+
     def browse(
         self, query: str = "", *, parent: str | None = None, offset: int = 0, limit: int = 50
     ) -> list[Entry]:

@@ -333,6 +333,10 @@ class TrackerServer(Server):
         found = self._json("GET", "runs/", params=params, obj="runs")
         return [TrackerRun.model_validate(run) for run in _as_list(self, found, "runs/")]
 
+    def check(self) -> None:
+        """``OPTIONS /`` with the session's token (the login itself happened on connecting)."""
+        self.request("OPTIONS", "/", obj="server")
+
     def browse(
         self, query: str = "", *, parent: str | None = None, offset: int = 0, limit: int = 50
     ) -> list[Entry]:
