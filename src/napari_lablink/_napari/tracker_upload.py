@@ -15,8 +15,8 @@ import numpy as np
 from napari_lablink._napari.mibitiff_layers import mibi_layers
 from napari_lablink.client.connection import shared_connection
 from napari_lablink.client.errors import ConfigurationError
-from napari_lablink.client.tracker import TrackerServer
-from napari_lablink.client.tracker_models import TrackerImage
+from napari_lablink.client.tracker.models import TrackerImage
+from napari_lablink.client.tracker.server import TrackerServer
 from napari_lablink.client.uri import RemoteURI, parse_uri
 
 __all__ = ["image_uri", "upload_channel_layer", "upload_layers_to_run"]

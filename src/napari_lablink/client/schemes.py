@@ -62,7 +62,7 @@ SCHEMES: dict[Scheme, SchemeInfo] = {
         SchemeInfo(
             scheme="mibi",
             display_name="MIBItracker",
-            server_class="napari_lablink.client.tracker:TrackerServer",
+            server_class="napari_lablink.client.tracker.server:TrackerServer",
             examples=(
                 "mibi://backend.mibitracker.example.org/images/1234",
                 "mibi://backend.mibitracker.example.org/runs/20180122_1242_1243/FOV1",
