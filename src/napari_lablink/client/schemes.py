@@ -74,7 +74,7 @@ SCHEMES: dict[Scheme, SchemeInfo] = {
         SchemeInfo(
             scheme="pims",
             display_name="Cytomine PIMS",
-            server_class="napari_lablink.client.pims:PimsServer",
+            server_class="napari_lablink.client.pims.server:PimsServer",
             examples=("pims://pims.example.org/upload-1/slide.ome.tiff",),
             kinds={},
             path_kind="file",
