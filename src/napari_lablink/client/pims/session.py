@@ -122,7 +122,7 @@ class PimsSession:
 
 
 def content_type(response: httpx.Response) -> str:
-    return response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return str(response.headers.get("content-type", "")).split(";", 1)[0].strip().lower()
 
 
 def _problem(response: httpx.Response) -> str:

@@ -8,11 +8,13 @@ repeated computes never download the same channel twice, even when they ask at t
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import CancelledError, Executor, Future
+from typing import Any
 
 import dask.array as da
 import imagecodecs
@@ -147,7 +149,7 @@ class ChannelCache:
                 self._channels[name] = future
                 started.append((name, future))
         for name, future in started:
-            future.add_done_callback(lambda f, name=name: self._forget_failed(name, f))
+            future.add_done_callback(functools.partial(self._forget_failed, name))
 
     def block(self, name: str) -> np.ndarray:
         """The channel as the (1, y, x) chunk of a channel stack."""
@@ -175,12 +177,19 @@ class _ChannelLayer(MaterializedLayer):
     the cache learns that several channels are wanted together and can download them at once.
     """
 
-    def __init__(self, tasks: dict, cache: ChannelCache, names: dict[tuple, str]) -> None:
+    def __init__(
+        self,
+        tasks: dict[tuple[str, int, int, int], tuple[Any, ...]],
+        cache: ChannelCache,
+        names: dict[tuple[str, int, int, int], str],
+    ) -> None:
         super().__init__(tasks)
         self._cache = cache
         self._names = names
 
-    def cull(self, keys: set, all_hlg_keys: Collection) -> tuple[Layer, Mapping]:
+    def cull(
+        self, keys: set[Any], all_hlg_keys: Collection[Any]
+    ) -> tuple[Layer, Mapping[Any, Any]]:
         needed = [self._names[key] for key in keys if key in self._names]
         if len(needed) > 1:
             self._cache.prefetch(needed)

@@ -216,6 +216,15 @@ class TrackerSession:
         """The JSON answer of :meth:`request` (``{}`` for an empty one)."""
         return self.json_of(self.request(method, route, obj=obj, **kwargs), route, obj)
 
+    def json_object(
+        self, method: str, route: str, *, obj: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """:meth:`json` of a route that answers one object."""
+        body = self.json(method, route, obj=obj, **kwargs)
+        if not isinstance(body, dict):
+            raise self.transport.protocol_error(f"The tracker answered {route} with no object", obj)
+        return body
+
     def json_of(self, response: httpx.Response, route: str, obj: str | None = None) -> Any:
         if response.status_code == 204 or not response.content:
             return {}

@@ -69,7 +69,7 @@ def upload_channel(
     else:
         name, payload = _file_payload(image_file, filename, "upload_channel")
         content_type = "image/png" if name.lower().endswith(".png") else "image/tiff"
-    return session.json(
+    return session.json_object(
         "POST",
         f"images/{records.checked_id(session, image_id, obj)}/upload_channel/",
         obj=f"{obj}, channel {name!r}",
@@ -98,7 +98,7 @@ def upload_mibitiff(
     session.transfer(
         "PUT", signed["url"], obj=obj, content=payload, headers={"Content-Type": "image/tiff"}
     )
-    return session.json(
+    return session.json_object(
         "POST",
         "upload_mibitiff/",
         json={"location": signed["location"], "run_id": run_id},
@@ -114,7 +114,7 @@ def create_imageset(
     imageset_description: str | None = None,
 ) -> dict[str, Any]:
     """A new image set of these images in a project."""
-    return session.json(
+    return session.json_object(
         "POST",
         "imagesets/",
         json={
