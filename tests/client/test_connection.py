@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import napari_lablink
-from napari_lablink.client.connection import Server, Uploader, as_uploader
+from napari_lablink.client.connection import Server, Uploader, as_uploader, server_class
 from napari_lablink.client.errors import ClosedConnectionError, ConfigurationError
 from napari_lablink.client.schemes import SCHEMES
 from napari_lablink.client.uri import parse_uri
@@ -14,15 +14,15 @@ from napari_lablink.testing import MikroStandIn, TrackerStandIn
 
 def test_every_scheme_names_its_server_class_and_valid_examples() -> None:
     for scheme, info in SCHEMES.items():
-        server_class = info.load_server_class()
-        assert issubclass(server_class, Server) and server_class.scheme == scheme
+        found = server_class(scheme)
+        assert issubclass(found, Server) and found.scheme == scheme
         assert [parse_uri(example).scheme for example in info.examples] == [scheme] * len(
             info.examples
         )
 
 
 def test_only_servers_that_take_uploads_are_uploaders() -> None:
-    uploaders = {s for s, info in SCHEMES.items() if issubclass(info.load_server_class(), Uploader)}
+    uploaders = {s for s in SCHEMES if issubclass(server_class(s), Uploader)}
     assert uploaders == {"mikro"}
 
 

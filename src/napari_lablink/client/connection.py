@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import importlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -36,6 +37,7 @@ __all__ = [
     "as_uploader",
     "connect",
     "open_image",
+    "server_class",
     "shared_connection",
 ]
 
@@ -190,8 +192,13 @@ def as_uploader(server: Server) -> Uploader:
     return server
 
 
-def _server_class(scheme: Scheme) -> type[Server]:
-    return SCHEMES[scheme].load_server_class()
+def server_class(scheme: Scheme) -> type[Server]:
+    """The Server subclass of ``scheme``, imported on first use (see the registry)."""
+    module, _, name = SCHEMES[scheme].server_class.partition(":")
+    found = getattr(importlib.import_module(module), name)
+    if not (isinstance(found, type) and issubclass(found, Server)):
+        raise TypeError(f"{SCHEMES[scheme].server_class} is not a Server class")
+    return found
 
 
 def connect(
@@ -217,7 +224,7 @@ def connect(
         )
     elif any(v is not None for v in (token, email, password, s3)):
         raise TypeError("connect() takes either credentials= or token/email/password/s3")
-    return _server_class(uri.scheme)(uri, credentials)
+    return server_class(uri.scheme)(uri, credentials)
 
 
 def _parse_connect_url(url: str) -> RemoteURI:
@@ -247,7 +254,7 @@ class _SharedConnections:
         with self._lock:
             server = self._servers.get(key)
             if server is None or server.closed:
-                server = _server_class(uri.scheme)(uri, credentials)
+                server = server_class(uri.scheme)(uri, credentials)
                 self._servers[key] = server
             return server
 

@@ -2,19 +2,15 @@
 
 The URI parser, ``connect``, the profile store and the browser all read this table, so adding a
 server kind means adding one entry here and its package under ``client/``. Server classes are
-named by import path and imported on first use: that keeps start-up light and lets every module
-read the registry without importing the protocol packages.
+named by import path and imported on first use (by ``connection.server_class``): that keeps
+start-up light and lets every module read the registry without importing the protocol packages.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, cast
-
-if TYPE_CHECKING:
-    from napari_lablink.client.connection import Server
+from typing import Literal, cast
 
 __all__ = ["SCHEMES", "Scheme", "SchemeInfo", "scheme_info"]
 
@@ -32,16 +28,13 @@ class SchemeInfo:
 
     scheme: Scheme
     display_name: str
+    #: ``module:Class`` of its :class:`~napari_lablink.client.connection.Server` subclass.
     server_class: str
     examples: tuple[str, ...]
     kinds: Mapping[str, tuple[int, ...]]
     path_kind: str | None
     #: What the browser's search box expects.
     browse_hint: str
-
-    def load_server_class(self) -> type[Server]:
-        module, _, name = self.server_class.partition(":")
-        return cast("type[Server]", getattr(importlib.import_module(module), name))
 
 
 SCHEMES: dict[Scheme, SchemeInfo] = {
