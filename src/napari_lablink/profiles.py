@@ -16,8 +16,11 @@ behind one port) share its token::
 
 Secrets (token, password) go to the OS keyring when the optional ``keyring`` package has a
 working backend; the table then lists them under ``keyring = ["token"]`` instead. Otherwise they
-stay in the file, which is always written with permissions 0600. A stored secret is never read
-back into a :class:`Profile` (which only says whether there is one), a ``repr`` or a log line.
+stay in the file, which is always written with permissions 0600 (both through
+:mod:`napari_lablink.client.secrets`, which the reader's lookup uses too). A stored secret is
+never read back into a :class:`Profile` (which only says whether there is one), a ``repr`` or a
+log line. Connecting with a profile resolves its credentials once and hands them to
+:func:`~napari_lablink.client.connection.connect`.
 """
 
 from __future__ import annotations
