@@ -56,7 +56,7 @@ def test_stand_in_servers_never_import_the_client() -> None:
         str(path.relative_to(PACKAGE)): sorted(
             n
             for n in _imports(path)
-            if n.startswith(("napari_lablink.client", "napari_lablink.uri"))
+            if n.startswith(("napari_lablink.client", "napari_lablink.profiles"))
         )
         for path in (PACKAGE / "testing").rglob("*.py")
     }

@@ -12,16 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import napari_lablink
 from napari_lablink import AuthenticationError, ConfigurationError
 from napari_lablink._toml_write import dumps
-from napari_lablink.config import resolve_credentials
-from napari_lablink.profiles import (
-    Profile,
-    ProfileStore,
-    keyring_secrets,
-    server_uri,
-    stored_secret,
-)
+from napari_lablink.client.config import resolve_credentials
+from napari_lablink.client.secrets import keyring_secrets
+from napari_lablink.profiles import Profile, ProfileStore, server_uri
 from napari_lablink.testing import MikroStandIn, TrackerStandIn
 
 TOKEN = "tok-SECRET-1234567890"
@@ -141,10 +137,11 @@ def test_the_os_keyring_through_the_keyring_package(_isolated_config, monkeypatc
     store.save(mikro_profile(), token=TOKEN)
     assert fake.vault == {("napari-lablink", "127.0.0.1:8080/token"): TOKEN}
     assert TOKEN not in _isolated_config.read_text()
-    assert stored_secret("127.0.0.1:8080", "token") == TOKEN
-    assert stored_secret("127.0.0.1:8080", "password") is None
+    # The reader's lookup (config.py) finds it there, through the same secrets module.
+    found = resolve_credentials("127.0.0.1:8080")
+    assert (found.token, found.password) == (TOKEN, None)
     store.save(mikro_profile(), token="", replaces="lab")
-    assert fake.vault == {} and stored_secret("127.0.0.1:8080", "token") is None
+    assert fake.vault == {} and resolve_credentials("127.0.0.1:8080").token is None
     store.remove("lab")  # nothing left to delete: no error
 
 
@@ -282,3 +279,15 @@ def test_connect_with_a_profile(_isolated_config) -> None:
         store.save(profile, password=tracker.password, replaces="t")
         with store.connect("t") as server:
             assert server.browse() == []
+
+
+def test_a_profile_s_own_secrets_come_before_the_environment(_isolated_config, monkeypatch) -> None:
+    monkeypatch.setenv("LABLINK_TOKEN", "tok-from-the-environment")
+    monkeypatch.setenv("LABLINK_MIBI_EMAIL", "env@lab.org")
+    store = ProfileStore(secrets=MemorySecrets())
+    store.save(mikro_profile(), token=TOKEN)
+    credentials = store.credentials("lab")
+    # Stored: the profile's; not stored: looked up as for any connection.
+    assert (credentials.token, credentials.email) == (TOKEN, "env@lab.org")
+    with pytest.raises(TypeError, match="either credentials"):
+        napari_lablink.connect("mikro+http://127.0.0.1:1", token="x", credentials=credentials)

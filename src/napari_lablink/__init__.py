@@ -22,10 +22,11 @@ from napari_lablink.client.errors import (
     ProtocolError,
     ServerError,
     ServerUnavailableError,
+    UploadCancelledError,
+    UploadError,
 )
 from napari_lablink.client.models import Channel, RemoteImage
-from napari_lablink.client.upload import UploadCancelledError, UploadError
-from napari_lablink.uri import RemoteURI, parse_uri
+from napari_lablink.client.uri import RemoteURI, parse_uri
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
-"""Named server profiles, kept in the servers.toml that :mod:`napari_lablink.config` reads.
+"""Named server profiles, kept in the servers.toml that :mod:`napari_lablink.client.config` reads.
 
 A profile is a name, a server kind (``mikro``, ``mibi``, ``pims``), the server's URL and the
 credentials it needs. Credentials belong to the server's ``["host:port"]`` table, exactly where
@@ -16,102 +16,54 @@ behind one port) share its token::
 
 Secrets (token, password) go to the OS keyring when the optional ``keyring`` package has a
 working backend; the table then lists them under ``keyring = ["token"]`` instead. Otherwise they
-stay in the file, which is always written with permissions 0600. A stored secret is never read
-back into a :class:`Profile` (which only says whether there is one), a ``repr`` or a log line.
+stay in the file, which is always written with permissions 0600 (both through
+:mod:`napari_lablink.client.secrets`, which the reader's lookup uses too). A stored secret is
+never read back into a :class:`Profile` (which only says whether there is one), a ``repr`` or a
+log line. Connecting with a profile resolves its credentials once and hands them to
+:func:`~napari_lablink.client.connection.connect`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from napari_lablink._toml_write import dumps
+from napari_lablink.client.config import (
+    Credentials,
+    config_path,
+    load_profiles,
+    merge_credentials,
+)
+from napari_lablink.client.connection import Server, connect
 from napari_lablink.client.errors import ConfigurationError, InvalidURIError
-from napari_lablink.config import Credentials, config_path, load_profiles
-from napari_lablink.uri import RemoteURI, parse_server_uri
+from napari_lablink.client.schemes import SCHEMES, Scheme
+from napari_lablink.client.secrets import (
+    SECRET_FIELDS,
+    SecretStore,
+    forget_secrets,
+    keyring_secrets,
+    read_secret,
+    write_private,
+    write_secret,
+)
+from napari_lablink.client.uri import RemoteURI, parse_server_uri
 
 __all__ = [
     "KIND_NAMES",
-    "KeyringSecrets",
     "Profile",
     "ProfileStore",
-    "SecretStore",
-    "keyring_secrets",
-    "stored_secret",
+    "server_uri",
 ]
 
 log = logging.getLogger(__name__)
 
-ProfileKind = Literal["mikro", "mibi", "pims"]
-#: How the kinds are shown to users.
-KIND_NAMES: dict[str, str] = {"mikro": "mikro", "mibi": "MIBItracker", "pims": "Cytomine PIMS"}
-SECRET_FIELDS = ("token", "password")
-KEYRING_SERVICE = "napari-lablink"
-
-
-class SecretStore(Protocol):
-    """Where secrets go instead of the config file (the OS keyring)."""
-
-    name: str
-
-    def get(self, key: str) -> str | None: ...
-
-    def set(self, key: str, value: str) -> None: ...
-
-    def delete(self, key: str) -> None: ...
-
-
-class KeyringSecrets:
-    """The OS keyring through the ``keyring`` package."""
-
-    name = "the OS keyring"
-
-    def __init__(self, module: Any) -> None:
-        self._keyring = module
-
-    def get(self, key: str) -> str | None:
-        return self._keyring.get_password(KEYRING_SERVICE, key)
-
-    def set(self, key: str, value: str) -> None:
-        self._keyring.set_password(KEYRING_SERVICE, key, value)
-
-    def delete(self, key: str) -> None:
-        with contextlib.suppress(self._keyring.errors.PasswordDeleteError):
-            self._keyring.delete_password(KEYRING_SERVICE, key)
-
-
-def keyring_secrets() -> KeyringSecrets | None:
-    """The OS keyring if ``keyring`` is installed and has a backend that can store secrets.
-
-    Headless machines usually have none (keyring then picks its "fail" or "null" backend, of
-    priority <= 0); secrets then stay in the 0600 config file.
-    """
-    try:
-        import keyring
-        import keyring.errors
-    except ImportError:
-        return None
-    try:
-        usable = float(keyring.get_keyring().priority) > 0
-    except Exception:  # a backend that cannot even say its priority (no D-Bus, ...) is no backend
-        usable = False
-    return KeyringSecrets(keyring) if usable else None
-
-
-def stored_secret(server_key: str, field: str, path: Path | None = None) -> str | None:
-    """A secret of ``server_key`` that profiles put into the keyring, for credential lookups."""
-    table = load_profiles(path).get(server_key, {})
-    if field not in (table.get("keyring") or []):
-        return None
-    store = keyring_secrets()
-    return store.get(_secret_key(server_key, field)) if store else None
+#: How the kinds are shown to users, in the registry's order.
+KIND_NAMES: dict[str, str] = {scheme: info.display_name for scheme, info in SCHEMES.items()}
 
 
 class Profile(BaseModel):
@@ -121,7 +73,7 @@ class Profile(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    kind: ProfileKind
+    kind: Scheme
     #: ``http(s)://host[:port][/prefix]`` (a ``kind+http://`` URI is accepted too).
     url: str
     s3: str | None = None
@@ -205,25 +157,21 @@ class ProfileStore:
         )
 
     def credentials(self, name: str) -> Credentials:
-        """What connecting with profile ``name`` needs, secrets included."""
-        profile = self.get(name)
-        table = load_profiles(self.path).get(profile.server_key, {})
-        values = {f: self._read_secret(profile.server_key, table, f) for f in SECRET_FIELDS}
-        return Credentials(email=profile.email, s3=profile.s3, **values)
+        """What connecting with profile ``name`` needs, secrets included.
 
-    def connect(self, name: str) -> Any:
-        """A new connection (a ``Server``) with profile ``name``; the caller closes it."""
-        from napari_lablink.client.connection import connect
-
+        What the profile stores comes first; what it lacks is looked up as for any connection
+        (the environment, napari's settings).
+        """
         profile = self.get(name)
-        credentials = self.credentials(name)
-        return connect(
-            profile.uri,
-            token=credentials.token,
-            email=credentials.email,
-            password=credentials.password,
-            s3=credentials.s3,
-        )
+        key = profile.server_key
+        table = load_profiles(self.path).get(key, {})
+        stored = {f: read_secret(table, key, f, self.secrets) for f in SECRET_FIELDS}
+        explicit = {"email": profile.email, "s3": profile.s3, **stored}
+        return merge_credentials(key, table, explicit)
+
+    def connect(self, name: str) -> Server:
+        """A new connection with profile ``name``; the caller closes it."""
+        return connect(self.get(name).uri, credentials=self.credentials(name))
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -258,7 +206,7 @@ class ProfileStore:
             old_table = data.get(old.server_key, {})
             for field, value in secrets.items():
                 if value is None:  # kept: carried over, as dropping the old entry may remove it
-                    secrets[field] = self._read_secret(old.server_key, old_table, field)
+                    secrets[field] = read_secret(old_table, old.server_key, field, self.secrets)
             self._drop(data, old)
         table = data.setdefault(key, {})
         for field, value in (("s3", profile.s3), ("email", profile.email)):
@@ -269,7 +217,7 @@ class ProfileStore:
             # A new profile leaves what its server's table has (another profile's, or the user's).
         for field, value in secrets.items():
             if value is not None:
-                self._write_secret(key, table, field, value)
+                write_secret(table, key, field, value, self.secrets)
         table.setdefault("profiles", {})[name] = {"kind": profile.kind, "url": profile.url.strip()}
         self._write(data)
         where = self.secrets.name if self.secrets else "the config file"
@@ -318,61 +266,8 @@ class ProfileStore:
         if listed:
             return
         # The server's last profile: its credentials go too (keyring entries included).
-        for field in table.get("keyring") or []:
-            if self.secrets is not None:
-                self.secrets.delete(_secret_key(key, field))
+        forget_secrets(table, key, self.secrets)
         del data[key]
 
-    def _read_secret(self, key: str, table: dict[str, Any], field: str) -> str | None:
-        if field in (table.get("keyring") or []):
-            if self.secrets is None:
-                raise ConfigurationError(
-                    f"The {field} of {key} is in the OS keyring, which cannot be used now",
-                    hint="Install the keyring package with a backend, or enter it again",
-                )
-            return self.secrets.get(_secret_key(key, field))
-        value = table.get(field)
-        return str(value) if value else None
-
-    def _write_secret(self, key: str, table: dict[str, Any], field: str, value: str) -> None:
-        in_keyring = [f for f in table.get("keyring") or [] if f != field]
-        table.pop(field, None)
-        if self.secrets is not None:
-            self.secrets.delete(_secret_key(key, field))
-        if value and self.secrets is not None:
-            try:
-                self.secrets.set(_secret_key(key, field), value)
-                in_keyring.append(field)
-            except Exception as exc:  # a keyring that refuses: keep the secret in the 0600 file
-                log.warning(
-                    "%s refused the %s of %s (%s); it goes to the config file",
-                    self.secrets.name,
-                    field,
-                    key,
-                    type(exc).__name__,
-                )
-                table[field] = value
-        elif value:
-            table[field] = value
-        if in_keyring:
-            table["keyring"] = in_keyring
-        else:
-            table.pop("keyring", None)
-
     def _write(self, data: dict[str, dict[str, Any]]) -> None:
-        """Replace the file atomically, readable by its owner only (it may hold secrets)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handle, temporary = tempfile.mkstemp(prefix=".servers-", dir=self.path.parent)
-        try:
-            os.fchmod(handle, 0o600)
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(dumps(data))
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        os.chmod(self.path, 0o600)
-
-
-def _secret_key(server_key: str, field: str) -> str:
-    return f"{server_key}/{field}"
+        write_private(self.path, dumps(data))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from npe2 import PluginManifest
 
-from napari_lablink.config import config_path, resolve_credentials
+from napari_lablink.client.config import config_path, resolve_credentials
 
 
 @pytest.fixture

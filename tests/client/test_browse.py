@@ -11,7 +11,7 @@ import napari_lablink
 from napari_lablink import ConfigurationError, NotFoundError
 from napari_lablink.client.browse import Entry, split_tags
 from napari_lablink.client.mikro import MikroServer
-from napari_lablink.client.tracker import TrackerServer
+from napari_lablink.client.tracker.server import TrackerServer
 from napari_lablink.testing import MikroStandIn, TrackerStandIn
 
 STACK = np.arange(2 * 3 * 8 * 6, dtype=np.uint16).reshape(2, 1, 3, 8, 6)

@@ -2,8 +2,13 @@ from __future__ import annotations
 
 import pytest
 
+from napari_lablink.client.config import (
+    Credentials,
+    config_path,
+    load_profiles,
+    resolve_credentials,
+)
 from napari_lablink.client.errors import ConfigurationError
-from napari_lablink.config import Credentials, config_path, load_profiles, resolve_credentials
 
 
 def test_argument_beats_environment_beats_config(_isolated_config, monkeypatch) -> None:

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from napari_lablink import InvalidURIError, parse_uri
-from napari_lablink.uri import RemoteURI, is_remote_uri, parse_server_uri
+from napari_lablink.client.uri import RemoteURI, is_remote_uri, parse_server_uri
 
 KIND_NAMES = {"representation", "image", "images", "runs"}
 

@@ -6,7 +6,7 @@ import pytest
 
 from napari_lablink.client.connection import connect
 from napari_lablink.client.errors import ConfigurationError, NotFoundError
-from napari_lablink.client.pims import PimsServer
+from napari_lablink.client.pims.server import PimsServer
 from napari_lablink.testing.pims.images import TestImage
 from napari_lablink.testing.pims.server import RealPims
 

@@ -26,7 +26,9 @@ from napari_lablink.client.errors import (
     ServerError,
     ServerUnavailableError,
 )
-from napari_lablink.client.pims import PimsServer, decode_window, exact_tiers
+from napari_lablink.client.pims.read import decode_window
+from napari_lablink.client.pims.server import PimsServer
+from napari_lablink.client.pims.tiers import exact_tiers
 from napari_lablink.testing._http import LoopbackHTTPServer
 from napari_lablink.testing.pims.images import TestImage, write_multichannel
 from napari_lablink.testing.pims.server import RealPims
@@ -89,8 +91,10 @@ def test_multichannel_metadata_comes_from_pims(server, real_pims, pims_images) -
 
 def test_contrast_limits_are_read_without_pixels(server, real_pims, pims_images, monkeypatch):
     windows: list[Any] = []
-    real_window = server.window
-    monkeypatch.setattr(server, "window", lambda *a, **k: windows.append(a) or real_window(*a, **k))
+    real_window = server.session.window
+    monkeypatch.setattr(
+        server.session, "window", lambda *a, **k: windows.append(a) or real_window(*a, **k)
+    )
     remote = open_remote(server, real_pims, pims_images["pyramid"])
     assert windows == []
     # Large images get PIMS's FAST bounds: inside the true range.
@@ -195,13 +199,13 @@ def test_a_region_fetches_only_the_windows_it_covers(server, real_pims, pims_ima
     image = pims_images["pyramid"]
     remote = open_remote(server, real_pims, image)
     windows: list[tuple] = []
-    real_window = server.window
+    real_window = server.session.window
 
     def counting(path, level, region, **plane):
         windows.append((level, region, plane["channel"]))
         return real_window(path, level, region, **plane)
 
-    monkeypatch.setattr(server, "window", counting)
+    monkeypatch.setattr(server.session, "window", counting)
     # Rows 1000..1100 and columns 1000..1100 lie across the chunk border at 1024 on both axes.
     block = remote.levels[0][1, 0, 0, 1000:1100, 1000:1100].compute()
     np.testing.assert_array_equal(block, source_levels(image)[0][1, 0, 0, 1000:1100, 1000:1100])
@@ -222,7 +226,7 @@ def test_chunks_are_fetched_concurrently(server, real_pims, pims_images, monkeyp
     remote = open_remote(server, real_pims, pims_images["pyramid"])
     in_flight, most = 0, 0
     lock = threading.Lock()
-    real_window = server.window
+    real_window = server.session.window
 
     def tracking(*args, **kwargs):
         nonlocal in_flight, most
@@ -235,7 +239,7 @@ def test_chunks_are_fetched_concurrently(server, real_pims, pims_images, monkeyp
             with lock:
                 in_flight -= 1
 
-    monkeypatch.setattr(server, "window", tracking)
+    monkeypatch.setattr(server.session, "window", tracking)
     with dask.config.set(scheduler="threads", num_workers=8):
         remote.levels[1][0].compute()
     assert most > 1

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import dask.array as da
 
 from napari_lablink.client.errors import ConfigurationError
+from napari_lablink.formats.mibitiff import MibiTiffError, write_mibitiff
 
 __all__ = ["MibiLayers", "mibi_layers", "parse_channel_name"]
 
@@ -40,6 +41,19 @@ class MibiLayers:
     layer_names: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Assumptions made on the user's behalf, for a notification (e.g. a unit-less scale)."""
+
+    def write(
+        self, destination: str | IO[bytes], metadata: dict[str, Any], server: str | None = None
+    ) -> None:
+        """Write the layers as one MIBItiff; what the format refuses is the user's to fix."""
+        try:
+            write_mibitiff(
+                destination, self.data, self.channels, metadata, fov_size_um=self.fov_size_um
+            )
+        except MibiTiffError as exc:
+            raise ConfigurationError(
+                f"Cannot save {', '.join(self.layer_names)} as a MIBItiff: {exc}", server=server
+            ) from None
 
 
 def parse_channel_name(name: str) -> tuple[str, int] | None:

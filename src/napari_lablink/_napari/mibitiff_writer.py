@@ -16,9 +16,7 @@ from napari.utils.notifications import show_warning
 
 from napari_lablink._napari.mibitiff_layers import mibi_layers
 from napari_lablink._napari.writers import write_remote
-from napari_lablink.client.errors import ConfigurationError
-from napari_lablink.formats.mibitiff import MibiTiffError, write_mibitiff
-from napari_lablink.uri import is_remote_uri
+from napari_lablink.client.uri import is_remote_uri
 
 __all__ = ["write_mibitiff_layers"]
 
@@ -34,14 +32,5 @@ def write_mibitiff_layers(path: str, layer_data: list[tuple[Any, dict, str]]) ->
     content = mibi_layers(layer_data)
     for note in content.notes:
         show_warning(note)
-    try:
-        write_mibitiff(
-            path,
-            content.data,
-            content.channels,
-            content.metadata,
-            fov_size_um=content.fov_size_um,
-        )
-    except MibiTiffError as exc:
-        raise ConfigurationError(f"Cannot save {', '.join(content.layer_names)}: {exc}") from None
+    content.write(path, content.metadata)
     return [path]

@@ -16,7 +16,7 @@ from napari.utils.notifications import show_error
 from napari_lablink._napari.layers import layer_data
 from napari_lablink.client.connection import open_image
 from napari_lablink.client.errors import LablinkError
-from napari_lablink.uri import is_remote_uri
+from napari_lablink.client.uri import is_remote_uri
 
 __all__ = ["get_reader", "read_remote"]
 

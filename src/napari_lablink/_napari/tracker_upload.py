@@ -16,10 +16,9 @@ from napari.utils.notifications import show_warning
 from napari_lablink._napari.mibitiff_layers import mibi_layers
 from napari_lablink.client.connection import shared_connection
 from napari_lablink.client.errors import ConfigurationError
-from napari_lablink.client.tracker import TrackerServer
-from napari_lablink.client.tracker_models import TrackerImage
-from napari_lablink.formats.mibitiff import MibiTiffError, write_mibitiff
-from napari_lablink.uri import RemoteURI, parse_uri
+from napari_lablink.client.tracker.models import TrackerImage
+from napari_lablink.client.tracker.server import TrackerServer
+from napari_lablink.client.uri import RemoteURI, parse_uri
 
 __all__ = ["image_uri", "upload_channel_layer", "upload_layers_to_run"]
 
@@ -78,12 +77,7 @@ def upload_layers_to_run(path: str, layer_data: list[tuple[Any, dict, str]]) -> 
         "folder": existing.folder if existing and existing.folder else fov,
     }
     buffer = io.BytesIO()
-    try:
-        write_mibitiff(
-            buffer, content.data, content.channels, metadata, fov_size_um=content.fov_size_um
-        )
-    except MibiTiffError as exc:
-        raise ConfigurationError(str(exc), server=server.label) from None
+    content.write(buffer, metadata, server=server.label)
     answer = server.upload_mibitiff(buffer.getvalue(), run_id=run.id)
     image_id = answer.get("image_id") if isinstance(answer, dict) else None
     if image_id is None:  # the answer need not name it: look the FOV up

@@ -15,7 +15,7 @@ import dask.array as da
 
 from napari_lablink.client.colors import parse_color
 from napari_lablink.client.models import Channel
-from napari_lablink.uri import parse_uri
+from napari_lablink.client.uri import parse_uri
 
 __all__ = ["UploadJob", "jobs_from_layer_data"]
 

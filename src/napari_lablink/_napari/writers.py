@@ -13,9 +13,9 @@ from typing import Any
 
 from napari_lablink._napari.tracker_upload import upload_layers_to_run
 from napari_lablink._napari.upload_layers import jobs_from_layer_data
-from napari_lablink.client.connection import shared_connection
+from napari_lablink.client.connection import as_uploader, shared_connection
 from napari_lablink.client.errors import ConfigurationError
-from napari_lablink.uri import parse_uri
+from napari_lablink.client.uri import parse_uri
 
 __all__ = ["write_mikro", "write_remote"]
 
@@ -35,7 +35,7 @@ def write_mikro(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]
             hint="Save to mikro+http://HOST:PORT/image or .../representation (no id: "
             "the server assigns it)",
         )
-    server = shared_connection(target)
+    server = as_uploader(shared_connection(target))
     return [
         server.upload(job.data, kind=target.kind, **job.kwargs())
         for job in jobs_from_layer_data(layer_data, path)

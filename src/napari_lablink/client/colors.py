@@ -42,16 +42,18 @@ def parse_color(text: object) -> RGB | None:
             if len(digits) == 3:
                 digits = "".join(d * 2 for d in digits)
             try:
-                return tuple(int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
+                red, green, blue = (int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4))
             except ValueError:
                 return None
+            return red, green, blue
         values = [float(v) for v in _NUMBERS.findall(value)[:3]]
         if len(values) < 3:
             return None
     else:
         return None
     scale = 255.0 if max(values) > 1 else 1.0
-    return tuple(min(max(v / scale, 0.0), 1.0) for v in values)  # type: ignore[return-value]
+    red, green, blue = (min(max(v / scale, 0.0), 1.0) for v in values)
+    return red, green, blue
 
 
 def wavelength_to_rgb(nm: float | None) -> RGB | None:

@@ -1,4 +1,10 @@
-"""Connections to servers: ``connect``, ``open_image`` and the connections the napari reader shares.
+"""Connections to servers: the contract every server kind keeps, ``connect``, ``open_image`` and
+the connections the napari reader shares.
+
+:class:`Server` is all a caller (the napari glue, a script) may rely on whatever the kind:
+``get`` opens an image, ``browse`` lists objects, ``check`` is a cheap call that proves the
+server answers and takes the credentials. Servers that take uploads are also :class:`Uploader`;
+:func:`as_uploader` says so with a clear error when one does not.
 
 A server connection owns its :class:`~napari_lablink.client.transport.Transport` and the
 credentials it resolved. Images opened through it stay readable as long as it is open, because
@@ -12,31 +18,36 @@ import asyncio
 import atexit
 import importlib
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
-from napari_lablink.client.errors import ClosedConnectionError, InvalidURIError
-from napari_lablink.config import Credentials, resolve_credentials
-from napari_lablink.uri import RemoteURI, parse_server_uri, parse_uri
+from napari_lablink.client.config import Credentials, resolve_credentials
+from napari_lablink.client.errors import ClosedConnectionError, ConfigurationError, InvalidURIError
+from napari_lablink.client.schemes import SCHEMES, Scheme
+from napari_lablink.client.uri import RemoteURI, parse_server_uri, parse_uri
 
 if TYPE_CHECKING:
-    from napari_lablink.client.models import RemoteImage
+    from napari_lablink.client.browse import Entry
+    from napari_lablink.client.models import Channel, RemoteImage
 
-__all__ = ["Server", "connect", "open_image", "shared_connection"]
-
-#: Where each scheme's server class lives; imported on first use to keep start-up light.
-_SERVER_CLASSES = {
-    "mikro": "napari_lablink.client.mikro:MikroServer",
-    "mibi": "napari_lablink.client.tracker:TrackerServer",
-    "pims": "napari_lablink.client.pims:PimsServer",
-}
+__all__ = [
+    "Server",
+    "Uploader",
+    "as_uploader",
+    "connect",
+    "open_image",
+    "server_class",
+    "shared_connection",
+]
 
 
 class Server:
-    """Base of the per-protocol connection classes.
+    """Base of the per-protocol connection classes: the contract every server kind keeps.
 
-    Subclasses implement :meth:`_open` (turn a URI of this server into a RemoteImage) and
-    :meth:`_close`. Use as ``with connect(...) as server`` or ``async with``.
+    Subclasses implement :meth:`_open` (turn a URI of this server into a RemoteImage),
+    :meth:`browse` and :meth:`_close`, and :meth:`check` where listing is not the cheapest
+    probe. Use as ``with connect(...) as server`` or ``async with``.
     """
 
     scheme: ClassVar[str]
@@ -65,6 +76,22 @@ class Server:
         self._check_open()
         uri = self.resolve(ref)
         return self._open(uri)
+
+    def browse(
+        self, query: str = "", *, parent: str | None = None, offset: int = 0, limit: int = 50
+    ) -> list[Entry]:
+        """``limit`` entries from ``offset`` of what matches ``query`` at the top level or, with
+        ``parent`` (the URI of an entry that ``has_children``), inside it."""
+        raise NotImplementedError
+
+    def check(self) -> None:
+        """Prove that the server answers and takes the credentials, cheaply.
+
+        Some kinds connect lazily; a browser calls this right after connecting so that a wrong
+        token or a dead server shows next to the server, not at the first search.
+        """
+        self._check_open()
+        self.browse(limit=1)
 
     def resolve(self, ref: str | int | RemoteURI) -> RemoteURI:
         """The full URI of ``ref`` on this server (options of the connection included)."""
@@ -124,9 +151,54 @@ class Server:
         return f"<{type(self).__name__} {self.label} ({state})>"
 
 
-def _server_class(scheme: str) -> type[Server]:
-    module, _, name = _SERVER_CLASSES[scheme].partition(":")
-    return getattr(importlib.import_module(module), name)
+@runtime_checkable
+class Uploader(Protocol):
+    """A server that takes uploads: an array in, the URI of the new object out.
+
+    ``kind`` is the object kind to create (a URI kind of the server's scheme). The data streams
+    chunk by chunk; ``progress(done, total)`` is called from worker threads and ``cancel`` stops
+    the upload, in which case nothing is registered on the server.
+    """
+
+    def upload(
+        self,
+        data: object,
+        *,
+        name: str,
+        kind: str = ...,
+        dims: Sequence[str] | None = ...,
+        tags: Sequence[str] = ...,
+        channels: Sequence[str | Channel] = ...,
+        pixel_size: Mapping[str, float] | None = ...,
+        labels: bool = ...,
+        rgb: bool = ...,
+        pyramid: bool = ...,
+        origins: Sequence[str] = ...,
+        progress: Callable[[int, int], None] | None = ...,
+        cancel: threading.Event | None = ...,
+        s3: str | None = ...,
+    ) -> str: ...
+
+
+def as_uploader(server: Server) -> Uploader:
+    """``server`` as an :class:`Uploader`, or a :class:`ConfigurationError` saying it is none."""
+    if not isinstance(server, Uploader):
+        name = SCHEMES[server.uri.scheme].display_name
+        raise ConfigurationError(
+            f"{name} servers take no uploads from napari-lablink",
+            server=server.label,
+            hint="Save to a server that takes uploads, such as mikro+http://HOST:PORT/image",
+        )
+    return server
+
+
+def server_class(scheme: Scheme) -> type[Server]:
+    """The Server subclass of ``scheme``, imported on first use (see the registry)."""
+    module, _, name = SCHEMES[scheme].server_class.partition(":")
+    found = getattr(importlib.import_module(module), name)
+    if not (isinstance(found, type) and issubclass(found, Server)):
+        raise TypeError(f"{SCHEMES[scheme].server_class} is not a Server class")
+    return found
 
 
 def connect(
@@ -136,18 +208,23 @@ def connect(
     email: str | None = None,
     password: str | None = None,
     s3: str | None = None,
+    credentials: Credentials | None = None,
 ) -> Server:
     """Connect to the server ``url`` names (``mikro+http://127.0.0.1:8080``, or any image URI).
 
     Credentials not given here are looked up in the environment and the config file (see
-    :mod:`napari_lablink.config`). The connection is a context manager (``with`` and
-    ``async with``); calls after ``close()`` raise :class:`ClosedConnectionError`.
+    :mod:`napari_lablink.client.config`); ``credentials`` resolved already (a profile's) are used
+    as they are. The connection is a context manager (``with`` and ``async with``); calls after
+    ``close()`` raise :class:`ClosedConnectionError`.
     """
     uri = url if isinstance(url, RemoteURI) else _parse_connect_url(url)
-    credentials = resolve_credentials(
-        uri.server_key, token=token, email=email, password=password, s3=s3 or uri.option("s3")
-    )
-    return _server_class(uri.scheme)(uri, credentials)
+    if credentials is None:
+        credentials = resolve_credentials(
+            uri.server_key, token=token, email=email, password=password, s3=s3 or uri.option("s3")
+        )
+    elif any(v is not None for v in (token, email, password, s3)):
+        raise TypeError("connect() takes either credentials= or token/email/password/s3")
+    return server_class(uri.scheme)(uri, credentials)
 
 
 def _parse_connect_url(url: str) -> RemoteURI:
@@ -166,7 +243,7 @@ class _SharedConnections:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._servers: dict[tuple[Any, ...], Server] = {}
+        self._servers: dict[tuple[object, ...], Server] = {}
         atexit.register(self.close_all)
 
     def get(self, uri: RemoteURI, **explicit: str | None) -> Server:
@@ -177,7 +254,7 @@ class _SharedConnections:
         with self._lock:
             server = self._servers.get(key)
             if server is None or server.closed:
-                server = _server_class(uri.scheme)(uri, credentials)
+                server = server_class(uri.scheme)(uri, credentials)
                 self._servers[key] = server
             return server
 

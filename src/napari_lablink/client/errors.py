@@ -1,8 +1,24 @@
-"""The errors users see.
+"""The errors users see: every error napari-lablink raises on purpose, in one hierarchy.
 
 Every error names the server and, where there is one, the object it was about, and says what the
 user can do. napari shows ``str(error)`` in a notification, so the text must stand on its own and
 must never carry a secret: :func:`scrub` runs over every message built from server replies.
+
+The hierarchy (a ``ValueError`` too where the fault is in a value the caller passed)::
+
+    LablinkError
+    ├── ConfigurationError          something to set up or pass differently
+    │   └── InvalidURIError         (also ValueError) a URI of no known form
+    ├── AuthenticationError         the server refused the credentials
+    ├── NotFoundError               no such object
+    ├── AmbiguousImageError         a tracker run and FOV name several images
+    ├── ServerUnavailableError      unreachable, even after retrying
+    ├── ServerError                 the server failed, not our request
+    ├── ProtocolError               an answer that breaks the server's protocol
+    ├── ChannelDataError            (also ValueError) no valid tracker channel plane
+    ├── ClosedConnectionError       a call after close()
+    └── UploadError                 an upload failed; nothing was registered
+        └── UploadCancelledError    the user cancelled it
 """
 
 from __future__ import annotations
@@ -11,7 +27,9 @@ from collections.abc import Iterable
 
 __all__ = [
     "AmbiguousArrayError",
+    "AmbiguousImageError",
     "AuthenticationError",
+    "ChannelDataError",
     "ClosedConnectionError",
     "ConfigurationError",
     "InvalidURIError",
@@ -20,6 +38,8 @@ __all__ = [
     "ProtocolError",
     "ServerError",
     "ServerUnavailableError",
+    "UploadCancelledError",
+    "UploadError",
     "scrub",
 ]
 
@@ -101,6 +121,12 @@ class NotFoundError(LablinkError):
     default_hint = "Check the id or path; the object may have been deleted"
 
 
+class AmbiguousImageError(LablinkError):
+    """A tracker run label (or name) and FOV match more than one image."""
+
+    default_hint = "Open the image by id (mibi://HOST/images/ID) or use the run's unique label"
+
+
 class ServerUnavailableError(LablinkError):
     """The server could not be reached, even after retrying."""
 
@@ -117,7 +143,21 @@ class ProtocolError(LablinkError):
     default_hint = "The server may be of an unsupported version or not the kind the URI names"
 
 
+class ChannelDataError(LablinkError, ValueError):
+    """Data that cannot be a tracker channel (wrong shape, values a 16-bit PNG cannot hold)."""
+
+    default_hint = "A channel is one 2-D grayscale plane: counts 0..65535 (PNG) or floats (TIFF)"
+
+
 class ClosedConnectionError(LablinkError):
     """A call on a connection that was already closed."""
 
     default_hint = "Open a new connection with napari_lablink.connect(...)"
+
+
+class UploadError(LablinkError):
+    """An upload failed; nothing was registered on the server."""
+
+
+class UploadCancelledError(UploadError):
+    """The user cancelled the upload; nothing was registered on the server."""

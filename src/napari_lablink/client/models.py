@@ -76,8 +76,9 @@ class RemoteImage(BaseModel):
         return tuple(self.levels[0].shape)
 
     @property
-    def dtype(self) -> np.dtype:
-        return self.levels[0].dtype
+    def dtype(self) -> np.dtype[Any]:
+        dtype: np.dtype[Any] = np.dtype(self.levels[0].dtype)
+        return dtype
 
     @property
     def multiscale(self) -> bool:
@@ -86,7 +87,7 @@ class RemoteImage(BaseModel):
     @property
     def data(self) -> xr.DataArray:
         """Full resolution as a lazy ``xarray.DataArray`` with named dims and physical coords."""
-        coords = {
+        coords: dict[str, Any] = {
             dim: np.arange(n) * self.pixel_size[dim]
             for dim, n in zip(self.dims, self.shape, strict=True)
             if dim in self.pixel_size

@@ -1,7 +1,7 @@
 """The one HTTP session per server: pooling, timeouts, retries, auth and error mapping.
 
-Every protocol module talks to its server through a :class:`Transport`, so the rules of DESIGN.md
-("Transport rules") hold in one place:
+Every protocol package talks to its server through a :class:`Transport`, so these rules hold in
+one place:
 
 - one pooled ``httpx.Client``, explicit connect/read timeouts on every call;
 - bounded retries with exponential backoff and full jitter on 502/503/504 and connection errors,
@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -178,7 +179,7 @@ class Transport:
         idempotent: bool | None = None,
         obj: str | None = None,
         expect: Iterable[int] = (),
-        **kwargs,
+        **kwargs: Any,
     ) -> httpx.Response:
         """Send a request with retries; return the response or raise a typed error.
 
@@ -200,7 +201,7 @@ class Transport:
             try:
                 response = client.request(method, url, **kwargs)
             except _NOT_SENT as exc:
-                failure: Exception = exc
+                failure: Exception | None = exc
             except _MAYBE_SENT as exc:
                 if not idempotent:
                     raise self._unavailable(exc, obj, retried=False) from None
@@ -214,7 +215,7 @@ class Transport:
                     if response.status_code >= 400 and response.status_code not in expect:
                         raise self.error_for(response, obj)
                     return response
-                failure = None  # type: ignore[assignment]
+                failure = None
                 retry_after = _retry_after(response)
                 last_response = response
             delay = self.retry.delay(attempt, retry_after)

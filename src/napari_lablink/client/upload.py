@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 
 import dask.array as da
 
-from napari_lablink.client.errors import ConfigurationError, LablinkError
+from napari_lablink.client.errors import ConfigurationError
 from napari_lablink.client.models import DIMS
 
-__all__ = ["Progress", "UploadCancelledError", "UploadError", "to_ctzyx"]
+__all__ = ["Progress", "to_ctzyx"]
 
 #: progress(done, total) is called from worker threads after each written block.
 Progress = Callable[[int, int], None]
@@ -28,14 +28,6 @@ _ALIASES = {
 }  # fmt: skip
 #: napari's usual meaning of unlabelled axes, by number of dimensions.
 _CONVENTIONS = {2: ("y", "x"), 3: ("z", "y", "x"), 4: ("t", "z", "y", "x")}
-
-
-class UploadError(LablinkError):
-    """An upload failed; nothing was registered on the server."""
-
-
-class UploadCancelledError(UploadError):
-    """The user cancelled the upload; nothing was registered on the server."""
 
 
 def _axis_name(label: object) -> str | None:

@@ -136,7 +136,7 @@ class MibiImage:
     def pixel_size_um(self) -> float | None:
         if self.fov_size_um is None:
             return None
-        return self.fov_size_um / self.data.shape[-1]
+        return self.fov_size_um / int(self.data.shape[-1])
 
     def channel(self, target: str) -> np.ndarray:
         """The 2-D data of the channel with this target."""
@@ -145,7 +145,7 @@ class MibiImage:
         except ValueError:
             known = ", ".join(self.targets)
             raise KeyError(f"No channel with target {target!r}; the image has: {known}") from None
-        return self.data[index]
+        return np.asarray(self.data[index])
 
 
 def page_name(target: str, mass: int) -> str:
@@ -434,14 +434,14 @@ def _fov_size_um(page: tifffile.TiffPage, metadata: Mapping[str, Any]) -> float 
     resolution = page.tags.valueof("XResolution")
     if unit == tifffile.RESUNIT.CENTIMETER and resolution and resolution[0]:
         pixels_per_cm = resolution[0] / resolution[1]
-        return page.imagewidth / pixels_per_cm * _UM_PER_CM
+        return float(page.imagewidth / pixels_per_cm * _UM_PER_CM)
     size = metadata.get("size")
     return float(size) if isinstance(size, int | float) and size > 0 else None
 
 
 def _cm_to_um(value: Any) -> float:
     if isinstance(value, tuple):
-        return value[0] / value[1] * _UM_PER_CM
+        return float(value[0] / value[1] * _UM_PER_CM)
     return float(value) * _UM_PER_CM
 
 
@@ -479,10 +479,11 @@ def _check_channels(channels: Sequence[tuple[int, str]], count: int) -> None:
         raise MibiTiffError(
             f"The data has {count} channels but {len(channels)} (mass, target) pairs were given."
         )
-    for what, values in (
+    listed: tuple[tuple[str, list[object]], ...] = (
         ("targets", [t for _, t in channels]),
         ("masses", [m for m, _ in channels]),
-    ):
+    )
+    for what, values in listed:
         duplicates = sorted({str(v) for v in values if values.count(v) > 1})
         if duplicates:
             raise MibiTiffError(

@@ -11,7 +11,8 @@ import xarray as xr
 
 import napari_lablink
 from napari_lablink import ConfigurationError
-from napari_lablink.client.upload import UploadCancelledError, UploadError, to_ctzyx
+from napari_lablink.client.errors import UploadCancelledError, UploadError
+from napari_lablink.client.upload import to_ctzyx
 
 RNG = np.random.default_rng(11)
 

@@ -40,7 +40,8 @@ from napari_lablink._napari.widgets.profile_dialog import ProfileDialog
 from napari_lablink.client.browse import Entry
 from napari_lablink.client.connection import Server
 from napari_lablink.client.errors import LablinkError, scrub
-from napari_lablink.profiles import KIND_NAMES, Profile, ProfileStore
+from napari_lablink.client.schemes import SCHEMES
+from napari_lablink.profiles import Profile, ProfileStore
 
 if TYPE_CHECKING:
     import napari
@@ -55,11 +56,6 @@ _STATES = {
     "connecting": ("◌", "#f0c674"),
     "connected": ("●", "#5fd068"),
     "failed": ("✕", "#ff6b6b"),
-}
-_HINTS = {
-    "mikro": "Search by name; #tag for generation-1 tags",
-    "mibi": "Exact run label or name; empty lists all runs",
-    "pims": "Path of an image file on the server, e.g. upload-1/slide.ome.tiff",
 }
 
 
@@ -251,7 +247,7 @@ class BrowserWidget(QWidget):
     def _draw_profile(self, item: QListWidgetItem, profile: Profile) -> None:
         state, message = self._states.get(profile.name, ("disconnected", ""))
         mark, color = _STATES[state]
-        item.setText(f"{mark}  {profile.name}   ({KIND_NAMES[profile.kind]}, {state})")
+        item.setText(f"{mark}  {profile.name}   ({SCHEMES[profile.kind].display_name}, {state})")
         item.setForeground(QColor(color))
         item.setToolTip(f"{profile.uri}\n{message}" if message else profile.uri)
 
@@ -321,7 +317,7 @@ class BrowserWidget(QWidget):
             self.search_box.setPlaceholderText("")
         else:
             self._show_state(profile.name)
-            self.search_box.setPlaceholderText(_HINTS[profile.kind])
+            self.search_box.setPlaceholderText(SCHEMES[profile.kind].browse_hint)
             if profile.name in self._servers and (
                 self._listing is None or self._listing.profile != profile.name
             ):
@@ -353,12 +349,7 @@ class BrowserWidget(QWidget):
         def job() -> Server:
             server = store.connect(profile.name)
             try:
-                # mikro and PIMS connect lazily: one cheap call shows a wrong token or a dead
-                # server now, next to the profile, instead of at the first search.
-                if profile.kind == "mikro":
-                    server.browse(limit=1)
-                elif profile.kind == "pims":
-                    server.transport.request("GET", "info", obj="server info")
+                server.check()  # a wrong token or a dead server shows now, next to the profile
             except BaseException:
                 server.close()
                 raise

@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
 from napari_lablink._napari.tracker_upload import upload_channel_layer, upload_layers_to_run
 from napari_lablink._napari.widgets.layer_watch import LayerListWatch
 from napari_lablink.client.errors import LablinkError
-from napari_lablink.uri import is_remote_uri, parse_uri
+from napari_lablink.client.uri import is_remote_uri, parse_uri
 
 if TYPE_CHECKING:
     import napari

@@ -31,11 +31,10 @@ from qtpy.QtWidgets import (
 
 from napari_lablink._napari.upload_layers import jobs_from_layer_data
 from napari_lablink._napari.widgets.layer_watch import LayerListWatch
-from napari_lablink.client.connection import shared_connection
-from napari_lablink.client.errors import LablinkError
-from napari_lablink.client.upload import UploadCancelledError
-from napari_lablink.config import load_profiles
-from napari_lablink.uri import parse_uri
+from napari_lablink.client.config import load_profiles
+from napari_lablink.client.connection import as_uploader, shared_connection
+from napari_lablink.client.errors import LablinkError, UploadCancelledError
+from napari_lablink.client.uri import parse_uri
 
 if TYPE_CHECKING:
     import napari
@@ -172,7 +171,7 @@ class UploadWidget(QWidget):
         # notification with a traceback, and the user should get our message instead.
         uris: list[str] = []
         try:
-            server = shared_connection(target)
+            server = as_uploader(shared_connection(target))
             for job in jobs:
                 uris.append(
                     server.upload(

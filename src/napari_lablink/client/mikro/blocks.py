@@ -17,7 +17,8 @@ import dask.array as da
 import numpy as np
 from zarr.types import AnyArray
 
-from napari_lablink.client.upload import Progress, UploadCancelledError
+from napari_lablink.client.errors import UploadCancelledError
+from napari_lablink.client.upload import Progress
 
 __all__ = ["downsampled", "plane_chunks", "pyramid_shapes", "volume_chunks", "write_blocks"]
 

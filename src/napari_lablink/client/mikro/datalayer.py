@@ -26,9 +26,8 @@ from zarr.abc.store import ByteRequest
 from zarr.storage import ObjectStore, WrapperStore
 from zarr.types import AnyArray
 
-from napari_lablink.client.errors import AuthenticationError, ServerUnavailableError
+from napari_lablink.client.errors import AuthenticationError, ServerUnavailableError, UploadError
 from napari_lablink.client.lazy import ChunkIndex, ReadAhead, chunked_array
-from napari_lablink.client.upload import UploadError
 
 if TYPE_CHECKING:
     from zarr.core.buffer import Buffer, BufferPrototype

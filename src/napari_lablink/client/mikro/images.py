@@ -23,7 +23,7 @@ import zarr
 from zarr.types import AnyArray
 
 from napari_lablink.client.colors import wavelength_to_rgb
-from napari_lablink.client.errors import LablinkError, NotFoundError, ProtocolError
+from napari_lablink.client.errors import LablinkError, NotFoundError, ProtocolError, UploadError
 from napari_lablink.client.mikro import queries
 from napari_lablink.client.mikro.blocks import (
     downsampled,
@@ -41,7 +41,7 @@ from napari_lablink.client.mikro.datalayer import (
 from napari_lablink.client.mikro.generation import Listed, UploadRequest
 from napari_lablink.client.mikro.session import MikroSession
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
-from napari_lablink.client.upload import Progress, UploadError
+from napari_lablink.client.upload import Progress
 
 __all__ = ["Images"]
 

@@ -16,7 +16,7 @@ import zarr
 
 from napari_lablink.client.browse import split_tags
 from napari_lablink.client.colors import parse_color
-from napari_lablink.client.errors import LablinkError, NotFoundError, ProtocolError
+from napari_lablink.client.errors import LablinkError, NotFoundError, ProtocolError, UploadError
 from napari_lablink.client.mikro import queries
 from napari_lablink.client.mikro.blocks import volume_chunks, write_blocks
 from napari_lablink.client.mikro.datalayer import (
@@ -29,7 +29,7 @@ from napari_lablink.client.mikro.datalayer import (
 from napari_lablink.client.mikro.generation import Listed, UploadRequest
 from napari_lablink.client.mikro.session import MikroSession
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
-from napari_lablink.client.upload import Progress, UploadError
+from napari_lablink.client.upload import Progress
 
 __all__ = ["Representations"]
 

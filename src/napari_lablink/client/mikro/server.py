@@ -13,6 +13,7 @@ from dataclasses import replace
 import httpx
 
 from napari_lablink.client.browse import Entry
+from napari_lablink.client.config import Credentials
 from napari_lablink.client.connection import Server
 from napari_lablink.client.errors import ConfigurationError, ProtocolError
 from napari_lablink.client.mikro.generation import Generation, Listed, UploadRequest
@@ -22,8 +23,7 @@ from napari_lablink.client.mikro.session import MikroSession
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
 from napari_lablink.client.transport import HeaderAuth, Transport
 from napari_lablink.client.upload import Progress, to_ctzyx
-from napari_lablink.config import Credentials
-from napari_lablink.uri import RemoteURI
+from napari_lablink.client.uri import RemoteURI
 
 __all__ = ["MikroServer"]
 

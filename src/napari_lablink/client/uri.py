@@ -1,7 +1,8 @@
 """Parsing and printing of the remote URIs napari-lablink opens and uploads to.
 
-A URI names a server (scheme, host, port, path prefix) and an object on it. The forms are those of
-DESIGN.md; ``SCHEME+http`` selects plain HTTP for local servers, the bare scheme means HTTPS.
+A URI names a server (scheme, host, port, path prefix) and an object on it; the schemes, their
+object kinds and examples are those of :mod:`napari_lablink.client.schemes`. ``SCHEME+http``
+selects plain HTTP for local servers, the bare scheme means HTTPS.
 Parsing and printing round-trip: ``parse_uri(str(uri)) == uri`` for every parsed URI.
 """
 
@@ -9,35 +10,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, NoReturn
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from napari_lablink.client.errors import InvalidURIError
+from napari_lablink.client.schemes import SCHEMES, Scheme, SchemeInfo, scheme_info
 
-__all__ = ["EXAMPLES", "SCHEMES", "RemoteURI", "is_remote_uri", "parse_server_uri", "parse_uri"]
-
-Scheme = Literal["mikro", "mibi", "pims"]
-SCHEMES: tuple[Scheme, ...] = ("mikro", "mibi", "pims")
-
-#: One valid example per object kind: the hint of every parse error shows the relevant ones.
-EXAMPLES: dict[Scheme, tuple[str, ...]] = {
-    "mikro": (
-        "mikro://mikro.example.org/representation/42",
-        "mikro+http://127.0.0.1:8080/mikro/image/7?s3=http://127.0.0.1:9000",
-    ),
-    "mibi": (
-        "mibi://backend.mibitracker.example.org/images/1234",
-        "mibi://backend.mibitracker.example.org/runs/20180122_1242_1243/FOV1",
-    ),
-    "pims": ("pims://pims.example.org/upload-1/slide.ome.tiff",),
-}
-
-#: The object kinds each scheme knows, and how many path segments follow the kind's name.
-#: ``None`` as the count means "upload target": the kind without an object, e.g. ``.../image``.
-_KINDS: dict[Scheme, dict[str, tuple[int, ...]]] = {
-    "mikro": {"representation": (0, 1), "image": (0, 1)},
-    "mibi": {"images": (1,), "runs": (1, 2)},
-}
+__all__ = ["RemoteURI", "is_remote_uri", "parse_server_uri", "parse_uri"]
 
 _SCHEME_RE = re.compile(r"^(?P<scheme>[a-z]+)(?:\+(?P<transport>https?))?://(?P<rest>.*)$", re.S)
 _HOST_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)$")
@@ -100,9 +79,10 @@ class RemoteURI:
         return replace(self, options=())
 
     def __str__(self) -> str:
-        segments = [] if self.scheme == "pims" or not self.kind else [self.kind]
+        by_path = SCHEMES[self.scheme].path_kind is not None
+        segments = [] if by_path or not self.kind else [self.kind]
         if self.object_id is not None:
-            if self.scheme == "pims":
+            if by_path:
                 segments.extend(self.object_id.split("/"))
             else:
                 segments.append(self.object_id)
@@ -120,7 +100,7 @@ def is_remote_uri(text: object) -> bool:
     if not isinstance(text, str):
         return False
     match = _SCHEME_RE.match(text)
-    return bool(match) and match.group("scheme") in SCHEMES
+    return match is not None and scheme_info(match.group("scheme")) is not None
 
 
 def parse_server_uri(text: str) -> RemoteURI:
@@ -141,10 +121,11 @@ def parse_uri(text: str, *, _server_only: bool = False) -> RemoteURI:
     text = text.strip()
     match = _SCHEME_RE.match(text)
     if not match:
-        _fail(text, "it does not start with SCHEME:// (mikro, mibi or pims)", None)
-    scheme = match.group("scheme")
-    if scheme not in SCHEMES:
-        _fail(text, f"unknown scheme {scheme!r}; known schemes are mikro, mibi and pims", None)
+        _fail(text, f"it does not start with SCHEME:// ({_known()})", None)
+    info = scheme_info(match.group("scheme"))
+    if info is None:
+        _fail(text, f"unknown scheme {match.group('scheme')!r}; known schemes are {_known()}", None)
+    scheme = info.scheme
     transport = match.group("transport") or "https"
     rest, _, query = match.group("rest").partition("?")
     rest = rest.split("#", 1)[0]
@@ -156,18 +137,24 @@ def parse_uri(text: str, *, _server_only: bool = False) -> RemoteURI:
         segments.pop()
     if any(s == "" for s in segments):
         _fail(text, "the path has an empty segment (//)", scheme)
-    common = dict(host=host, port=port, secure=transport == "https", options=options)
+    common: dict[str, Any] = dict(
+        host=host, port=port, secure=transport == "https", options=options
+    )
     if _server_only:
         prefix = "".join("/" + quote(s, safe=_SAFE) for s in segments)
         return RemoteURI(scheme=scheme, kind="", prefix=prefix, **common)
-    if scheme == "pims":
+    if info.path_kind is not None:
         if not segments:
-            _fail(text, "the path of the image file on the PIMS server is missing", scheme)
-        return RemoteURI(scheme=scheme, kind="file", object_id="/".join(segments), **common)
-    return _parse_object_path(text, scheme, segments, common)
+            _fail(
+                text,
+                f"the path of the image file on the {info.display_name} server is missing",
+                scheme,
+            )
+        return RemoteURI(scheme=scheme, kind=info.path_kind, object_id="/".join(segments), **common)
+    return _parse_object_path(text, info, segments, common)
 
 
-def _parse_authority(text: str, authority: str, scheme: str) -> tuple[str, int | None]:
+def _parse_authority(text: str, authority: str, scheme: Scheme) -> tuple[str, int | None]:
     if "@" in authority:
         _fail(
             text, "credentials in the URI are not allowed; use a token or the config file", scheme
@@ -191,8 +178,15 @@ def _parse_authority(text: str, authority: str, scheme: str) -> tuple[str, int |
     return host, int(port_text)
 
 
-def _parse_object_path(text: str, scheme: Scheme, segments: list[str], common: dict) -> RemoteURI:
-    kinds = _KINDS[scheme]
+def _known() -> str:
+    names = list(SCHEMES)
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _parse_object_path(
+    text: str, info: SchemeInfo, segments: list[str], common: dict[str, Any]
+) -> RemoteURI:
+    scheme, kinds = info.scheme, info.kinds
     # The object part is at the end; everything before the last kind name is the server's prefix.
     for position in range(len(segments) - 1, -1, -1):
         kind = segments[position]
@@ -206,16 +200,16 @@ def _parse_object_path(text: str, scheme: Scheme, segments: list[str], common: d
             )
     names = " or ".join(f"/{k}/..." for k in kinds)
     _fail(text, f"the path must end in {names}", scheme)
-    raise AssertionError  # unreachable: _fail raises
 
 
-def _fail(text: str, reason: str, scheme: str | None) -> None:
+def _fail(text: str, reason: str, scheme: Scheme | None) -> NoReturn:
     # Only the part before the query is echoed: a query string may carry options we do not want
     # repeated in logs and notifications.
     shown = text.split("?", 1)[0]
-    examples = EXAMPLES.get(scheme) if scheme else None  # type: ignore[arg-type]
-    if examples is None:
-        examples = tuple(e for group in EXAMPLES.values() for e in group[:1])
+    if scheme is not None:
+        examples = SCHEMES[scheme].examples
+    else:
+        examples = tuple(info.examples[0] for info in SCHEMES.values())
     raise InvalidURIError(
         f"{shown!r} is not a valid napari-lablink URI: {reason}",
         hint="Valid examples: " + ", ".join(examples),

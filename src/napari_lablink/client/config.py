@@ -3,7 +3,8 @@
 Each setting is looked up in this order: an explicit argument, the environment
 (``LABLINK_TOKEN``, ``LABLINK_MIBI_EMAIL``, ``LABLINK_MIBI_PASSWORD``, ``LABLINK_S3_ENDPOINT``),
 the config file (``LABLINK_CONFIG``, else napari's plugin setting "Config file", else
-``<user config dir>/napari-lablink/servers.toml``; one table per ``host:port``), and inside
+``<user config dir>/napari-lablink/servers.toml``; one table per ``host:port``, whose secrets may
+be in the OS keyring, see :mod:`napari_lablink.client.secrets`), and inside
 napari its plugin settings (a default S3 endpoint; no secrets: napari stores its settings in
 plain YAML). The file is TOML::
 
@@ -21,14 +22,23 @@ from __future__ import annotations
 import os
 import sys
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
 from napari_lablink.client.errors import ConfigurationError
+from napari_lablink.client.secrets import SECRET_FIELDS, keyring_secrets, read_secret
 
-__all__ = ["Credentials", "config_path", "load_profiles", "resolve_credentials"]
+__all__ = [
+    "Credentials",
+    "config_path",
+    "load_profiles",
+    "merge_credentials",
+    "resolve_credentials",
+]
 
 _ENV = {
     "token": "LABLINK_TOKEN",
@@ -85,7 +95,7 @@ def config_path() -> Path:
     return Path(platformdirs.user_config_dir("napari-lablink", appauthor=False)) / "servers.toml"
 
 
-def load_profiles(path: Path | None = None) -> dict[str, dict[str, str]]:
+def load_profiles(path: Path | None = None) -> dict[str, dict[str, Any]]:
     """The config file's tables keyed by ``host:port``; an absent file is an empty config."""
     path = path or config_path()
     try:
@@ -113,20 +123,25 @@ def resolve_credentials(server_key: str, **explicit: str | None) -> Credentials:
     The environment applies to every server; the config file's tables are per ``host:port``, so a
     token for one server is never offered to another.
     """
-    profile = load_profiles().get(server_key, {})
+    return merge_credentials(server_key, load_profiles().get(server_key, {}), explicit)
+
+
+def merge_credentials(
+    server_key: str, table: Mapping[str, Any], explicit: Mapping[str, str | None]
+) -> Credentials:
+    """:func:`resolve_credentials` with the server's ``table`` of the config file read already
+    (by the profile store); secrets it lists under ``keyring`` are read from the OS keyring."""
     values: dict[str, str | None] = {}
     for f in fields(Credentials):
         value = explicit.get(f.name)
         if value is None:
             value = os.environ.get(_ENV[f.name]) or None
-        if value is None:
-            stored = profile.get(f.name)
+        if value is None and f.name in SECRET_FIELDS:
+            store = keyring_secrets() if table.get("keyring") else None
+            value = read_secret(table, server_key, f.name, store)
+        elif value is None:
+            stored = table.get(f.name)
             value = str(stored) if stored is not None else None
-        if value is None and f.name in (profile.get("keyring") or ()):
-            # Put there by napari_lablink.profiles; keyring is optional, so imported on demand.
-            from napari_lablink.profiles import stored_secret
-
-            value = stored_secret(server_key, f.name)
         if value is None and f.name == "s3":
             value = napari_setting("s3_endpoint")
         values[f.name] = value

@@ -8,6 +8,7 @@ repeated computes never download the same channel twice, even when they ask at t
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 import uuid
@@ -19,19 +20,13 @@ import imagecodecs
 import numpy as np
 import tifffile
 
-from napari_lablink.client.errors import LablinkError
+from napari_lablink.client.errors import ChannelDataError
 from napari_lablink.client.lazy import chunked_array
 
-__all__ = ["ChannelCache", "ChannelDataError", "channel_file", "channel_stack", "decode_png"]
+__all__ = ["ChannelCache", "channel_file", "channel_stack", "decode_png"]
 
 _PNG_SUFFIX = ".png"
 _TIFF_SUFFIXES = (".tif", ".tiff")
-
-
-class ChannelDataError(LablinkError, ValueError):
-    """Data that cannot be a tracker channel (wrong shape, values a 16-bit PNG cannot hold)."""
-
-    default_hint = "A channel is one 2-D grayscale plane: counts 0..65535 (PNG) or floats (TIFF)"
 
 
 def decode_png(payload: bytes, what: str) -> np.ndarray:
@@ -169,7 +164,7 @@ class ChannelCache:
                 self._channels[name] = future
                 started.append((name, future))
         for name, future in started:
-            future.add_done_callback(lambda f, name=name: self._forget_failed(name, f))
+            future.add_done_callback(functools.partial(self._forget_failed, name))
 
     def block(self, name: str) -> np.ndarray:
         """The channel as the (1, y, x) chunk of a channel stack."""

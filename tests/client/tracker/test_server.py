@@ -25,13 +25,13 @@ from napari_lablink import (
     ServerError,
     ServerUnavailableError,
 )
-from napari_lablink.client.tracker import AmbiguousImageError, TrackerServer
-from napari_lablink.client.tracker_channels import ChannelDataError
-from napari_lablink.client.tracker_models import TrackerImage
-from napari_lablink.config import Credentials
+from napari_lablink.client.config import Credentials
+from napari_lablink.client.errors import AmbiguousImageError, ChannelDataError
+from napari_lablink.client.tracker.models import TrackerImage
+from napari_lablink.client.tracker.server import TrackerServer
+from napari_lablink.client.uri import parse_server_uri
 from napari_lablink.formats.mibitiff import read_mibitiff, write_mibitiff
 from napari_lablink.testing.tracker.server import TrackerStandIn
-from napari_lablink.uri import parse_server_uri
 
 RNG = np.random.default_rng(11)
 SIZE = 32
@@ -171,13 +171,13 @@ def test_token_is_refreshed_once_300_seconds_have_passed(tracker: TrackerStandIn
         clock.now += 299
         server.image(tracker.image_id)
         assert not any("refresh" in r.path for r in tracker.requests)
-        first_token = server._token
+        first_token = server.session.token
         clock.now += 1
         tracker.advance_clock(300)
         server.image(tracker.image_id)
         refreshes = [r for r in tracker.requests if r.path == "/api-token-refresh/"]
         assert [(r.method, r.status) for r in refreshes] == [("POST", 200)]
-        assert server._token != first_token
+        assert server.session.token != first_token
         server.image(tracker.image_id)  # within 300 s of the refresh: no other refresh
         assert len([r for r in tracker.requests if r.path == "/api-token-refresh/"]) == 1
 
@@ -266,7 +266,7 @@ def test_open_image_by_id(tracker: TrackerStandIn, server: TrackerServer) -> Non
     metadata = image.server_metadata
     assert metadata["image_id"] == tracker.image_id and metadata["run"]["label"] == "RUN-A"
     assert metadata["masses"] == {"CD3": 143, "CD45": 150, "dsDNA": 89}
-    assert server._token not in repr(metadata) and tracker.password not in repr(metadata)
+    assert server.session.token not in repr(metadata) and tracker.password not in repr(metadata)
     assert not any(r.signed for r in tracker.requests)  # opening reads no pixels
 
     expected = np.stack([CHANNELS["CD3"][1], CHANNELS["CD45"][1], CHANNELS["dsDNA"][1], MASK])

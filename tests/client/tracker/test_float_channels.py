@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import napari_lablink
-from napari_lablink.client.tracker import TrackerServer
-from napari_lablink.client.tracker_channels import ChannelDataError
+from napari_lablink.client.errors import ChannelDataError
+from napari_lablink.client.tracker.server import TrackerServer
 from napari_lablink.testing.tracker.server import TrackerStandIn
 
 SIZE = 16
