@@ -215,7 +215,8 @@ def test_wrong_password_and_token_are_shown_in_the_widget(
     assert not widget.search_box.isEnabled() and widget.entries == []
 
     connect(qtbot, widget, "mikro", state="failed")
-    assert "invalid bearer token" in widget.status.text()
+    # The real generation-2 server's words for a token that is not a JWT.
+    assert "refused the token (Error decoding token header)" in widget.status.text()
     assert "not-the-token" not in widget.status.text()
     # Back on the tracker profile, its own error is shown again.
     widget.select_profile("tracker")
