@@ -71,9 +71,12 @@ def analyze_stack(
 def _summarise(fits: Sequence[BeadFit], failures: Sequence[BeadFailure]) -> PSFSummary:
     if not fits:
         nan = float("nan")
-        return PSFSummary(0, len(failures), nan, nan, nan, nan, nan, nan, nan, nan)
+        return PSFSummary(0, len(failures), nan, nan, nan, nan, nan, nan, nan, nan, nan)
     a = np.array(
-        [(f.fwhm_x_um, f.fwhm_y_um, f.fwhm_z_um, f.signal_to_background, f.r_squared) for f in fits]
+        [
+            (f.fwhm_x_um, f.fwhm_y_um, f.fwhm_z_um, f.signal_to_background, f.r_squared, f.quality)
+            for f in fits
+        ]
     )
     mean, std = a.mean(axis=0), a.std(axis=0)
     return PSFSummary(
@@ -87,4 +90,5 @@ def _summarise(fits: Sequence[BeadFit], failures: Sequence[BeadFailure]) -> PSFS
         fwhm_z_std_um=float(std[2]),
         signal_to_background=float(mean[3]),
         r_squared=float(mean[4]),
+        quality=float(mean[5]),
     )

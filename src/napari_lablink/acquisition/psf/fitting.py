@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import leastsq
 
+from napari_lablink.acquisition.psf.lines import fit_lines
 from napari_lablink.acquisition.psf.results import (
     FWHM_PER_SIGMA,
     BeadFit,
@@ -39,8 +40,9 @@ def _half_max_width(profile: np.ndarray, centre: int) -> float:
 
 
 def _window(
-    stack: np.ndarray, peak: np.ndarray, options: PSFOptions
+    stack: np.ndarray, peak: np.ndarray, options: PSFOptions, lateral_fwhm: float | None = None
 ) -> tuple[tuple[slice, slice, slice], tuple[int, int, int]]:
+    """The fit window: ``window_fwhm`` crude FWHMs either side (``lateral_fwhm`` in y, x)."""
     z, y, x = (int(v) for v in peak)
     nz, ny, nx = stack.shape
     # widths from profiles through a 3 x 3 column/row around the peak: cheap and robust
@@ -48,10 +50,11 @@ def _window(
     py = stack[z, :, max(x - 1, 0) : x + 2].sum(axis=1, dtype=float)
     px = stack[z, max(y - 1, 0) : y + 2, :].sum(axis=0, dtype=float)
     halves = []
-    for profile, c in ((pz, z), (py, y), (px, x)):
+    factors = (options.window_fwhm, *(2 * [lateral_fwhm or options.window_fwhm]))
+    for profile, c, factor in zip((pz, py, px), (z, y, x), factors, strict=True):
         lo, hi = max(c - 40, 0), min(c + 41, len(profile))
         width = _half_max_width(profile[lo:hi], c - lo)
-        halves.append(max(int(np.ceil(options.window_fwhm * width)), options.min_window_px))
+        halves.append(max(int(np.ceil(factor * width)), options.min_window_px))
     hz, hy, hx = halves
     return (
         slice(max(z - hz, 0), min(z + hz + 1, nz)),
@@ -114,9 +117,16 @@ def fit_bead(
     z_positions_um: np.ndarray,
     z_step: float,
     options: PSFOptions,
+    background: float | None = None,
 ) -> BeadFit:
+    """Measure one bead; ``background``: the stack's level without beads (``"lines"`` only)."""
     if peak[0] < 0:
         raise FitError("marked position is outside the image")
+    if options.method == "lines":
+        level = float(np.median(stack[:, ::4, ::4])) if background is None else background
+        return _fit_by_lines(
+            index, stack, peak, peaks, pixel_size_um, z_positions_um, options, level
+        )
     (sz, sy, sx), halves = _window(stack, peak, options)
     for j, other in enumerate(peaks):
         if j != index and all(abs(int(other[k]) - int(peak[k])) <= halves[k] for k in (1, 2)):
@@ -157,7 +167,77 @@ def fit_bead(
         background=float(background),
         signal_to_background=float(amplitude / background) if background > 0 else float("inf"),
         r_squared=r2,
+        quality=r2,
     )
+
+
+# the plane fits of "lines" see the bead's defocused pedestal and first ring laterally
+_LINES_LATERAL_FWHM = 2.5
+
+
+def _fit_by_lines(
+    index: int,
+    stack: np.ndarray,
+    peak: np.ndarray,
+    peaks: np.ndarray,
+    pixel_size_um: float,
+    z_positions_um: np.ndarray,
+    options: PSFOptions,
+    background: float,
+) -> BeadFit:
+    (sz, sy, sx), halves = _window(stack, peak, options, lateral_fwhm=_LINES_LATERAL_FWHM)
+    win = stack[sz, sy, sx].astype(np.float64)
+    if min(win.shape) < 5:
+        raise FitError(f"too close to the edge of the stack (window {win.shape})")
+    fwhm_px = min(halves[1:]) / _LINES_LATERAL_FWHM
+    keep = _own_pixels(index, peak, peaks, sy, sx, 1.5 * fwhm_px)
+    centre = (int(peak[0]) - sz.start, int(peak[1]) - sy.start, int(peak[2]) - sx.start)
+    fit = fit_lines(win, keep, centre, background)
+    if fit.quality < options.min_quality:
+        raise FitError(f"poor fit (quality {fit.quality:.2f} < {options.min_quality})")
+    zc, yc, xc = fit.z + sz.start, fit.y + sy.start, fit.x + sx.start
+    planes = np.arange(len(z_positions_um), dtype=float)
+    z_um = float(np.interp(zc, planes, z_positions_um))
+    z_lo = float(np.interp(zc - fit.fwhm_z_planes / 2, planes, z_positions_um))
+    z_hi = float(np.interp(zc + fit.fwhm_z_planes / 2, planes, z_positions_um))
+    return BeadFit(
+        bead=index,
+        z_px=zc,
+        y_px=yc,
+        x_px=xc,
+        z_um=z_um,
+        y_um=yc * pixel_size_um,
+        x_um=xc * pixel_size_um,
+        fwhm_x_um=fit.fwhm_x_px * pixel_size_um,
+        fwhm_y_um=fit.fwhm_y_px * pixel_size_um,
+        fwhm_z_um=abs(z_hi - z_lo),
+        amplitude=fit.amplitude,
+        background=fit.background,
+        signal_to_background=(
+            fit.amplitude / fit.background if fit.background > 0 else float("inf")
+        ),
+        r_squared=fit.r_squared,
+        quality=fit.quality,
+    )
+
+
+def _own_pixels(
+    index: int, peak: np.ndarray, peaks: np.ndarray, sy: slice, sx: slice, too_close: float
+) -> np.ndarray:
+    """The window's (y, x) pixels nearer to this bead than to any other: neighbours masked.
+
+    A neighbour nearer than ``too_close`` pixels (its light overlaps the core) fails the bead.
+    """
+    yy, xx = np.mgrid[sy, sx]
+    own = (yy - peak[1]) ** 2 + (xx - peak[2]) ** 2
+    keep = np.ones(yy.shape, dtype=bool)
+    for j, other in enumerate(peaks):
+        if j == index:
+            continue
+        if np.hypot(other[1] - peak[1], other[2] - peak[2]) < too_close:
+            raise FitError(f"another bead (#{j}) lies too close to measure this one")
+        keep &= own <= (yy - other[1]) ** 2 + (xx - other[2]) ** 2
+    return keep
 
 
 def _separable_fit(win: np.ndarray, passes: int = 2) -> tuple[float, np.ndarray, np.ndarray, float]:

@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 
 FWHM_PER_SIGMA = float(2.0 * np.sqrt(2.0 * np.log(2.0)))
-Method = Literal["separable", "gaussian3d"]
+Method = Literal["lines", "separable", "gaussian3d"]
 
 
 @dataclass(frozen=True)
@@ -19,17 +19,21 @@ class PSFOptions:
 
     ``min_snr``: a bead's peak must stand this many noise standard deviations above the
     background of the maximum projection. ``window_fwhm``: the fit window extends this many
-    (estimated) FWHMs either side of the peak. ``min_r_squared``: fits explaining less of the
-    window's variance are reported as failed.
+    (estimated) FWHMs either side of the peak. ``method``: ``"lines"`` measures along the
+    lines through the bead's maximum (right on real optics); ``"separable"`` and
+    ``"gaussian3d"`` fit Gaussians (exact only for a Gaussian PSF). Beads are reported as
+    failed when ``quality`` (``"lines"``) or R-squared (the Gaussian methods) is below
+    ``min_quality`` or ``min_r_squared``.
     """
 
-    method: Method = "separable"
+    method: Method = "lines"
     max_beads: int = 50
     min_snr: float = 10.0
     min_separation_px: int = 3
     window_fwhm: float = 1.75
     min_window_px: int = 4
     min_r_squared: float = 0.5
+    min_quality: float = 0.6
     refine_radius_px: int = 3
 
 
@@ -41,6 +45,9 @@ class BeadFit:
     """One bead: centre (stack pixels and micrometres), widths, brightness and fit quality.
 
     ``signal_to_background`` is the fitted peak amplitude over the background level.
+    ``r_squared`` is the share of the window's variance the model explains (it falls with the
+    noise); ``quality`` the share of the bead's signal it explains with the noise's share taken
+    out (near 1 for a true bead whatever the signal; the Gaussian methods report R-squared).
     """
 
     bead: int
@@ -57,6 +64,7 @@ class BeadFit:
     background: float
     signal_to_background: float
     r_squared: float
+    quality: float
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,7 @@ class PSFSummary:
     fwhm_z_std_um: float
     signal_to_background: float
     r_squared: float
+    quality: float
 
 
 @dataclass(frozen=True)
