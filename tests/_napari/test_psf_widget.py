@@ -19,7 +19,6 @@ from qtpy.QtCore import Qt
 
 from napari_lablink._napari.widgets.psf_beads import AUTO
 from napari_lablink._napari.widgets.psf_display import BEADS_LAYER, FRAMES_LAYER
-from napari_lablink._napari.widgets.psf_pacing import PacedStacks
 from napari_lablink._napari.widgets.psf_widget import PSFWidget
 from napari_lablink.acquisition import (
     AcquisitionEngine,
@@ -29,6 +28,7 @@ from napari_lablink.acquisition import (
     SimulatedMicroscope,
     StackPlan,
 )
+from napari_lablink.acquisition.pacing import PacedStacks
 
 pytestmark = pytest.mark.viewer
 

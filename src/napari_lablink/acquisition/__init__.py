@@ -11,6 +11,7 @@ No napari, Qt or magicgui here: the dock widget builds on this API, and scripts 
 """
 
 from napari_lablink.acquisition.backends.base import Backend
+from napari_lablink.acquisition.backends.optics import WidefieldPSF
 from napari_lablink.acquisition.backends.pycromanager import PycromanagerBackend
 from napari_lablink.acquisition.backends.pymmcore import PymmcorePlusBackend
 from napari_lablink.acquisition.backends.simulated import GroundTruth, PSFModel, SimulatedMicroscope
@@ -63,6 +64,7 @@ __all__ = [
     "StackGeometry",
     "StackPlan",
     "StackView",
+    "WidefieldPSF",
     "ZMode",
     "analyze_stack",
     "find_beads",

@@ -79,7 +79,7 @@ class _Run:
         buffers: list[ChannelBuffer],
         frame_shape: tuple[int, int],
         crop: tuple[slice, slice],
-        on_stack: Callbacks,
+        on_stack: Callbacks[[StackView]],
         wake: threading.Condition,
         start_seq: int = 0,
     ) -> None:
@@ -147,12 +147,12 @@ class _Run:
             k = info.frame_number
             z, c, stack = k % self._n_z, (k // self._n_z) % self._n_c, k // (self._n_z * self._n_c)
         else:
-            z, c, stack = info.z_index, info.channel, info.stack_index
-            if z is None or stack is None:
+            if info.z_index is None or info.stack_index is None:
                 raise AcquisitionError(
                     f"the {self.backend_name} backend delivered a frame without a z index in "
                     "stage mode; use the external-sweep z mode for this camera"
                 )
+            z, c, stack = info.z_index, info.channel, info.stack_index
             if not (0 <= z < self._n_z and 0 <= c < self._n_c):
                 raise AcquisitionError(
                     f"the {self.backend_name} backend delivered plane {z} of channel {c}, outside "
@@ -174,7 +174,7 @@ class _Run:
             self._on_stack(view)
 
 
-class AcquisitionEngine(AbstractContextManager):
+class AcquisitionEngine(AbstractContextManager["AcquisitionEngine"]):
     """Repeats z-stacks on a backend until stopped; see the module docstring for threads.
 
     For a viewer (all of these are safe from any thread and never block on acquisition):
@@ -560,7 +560,7 @@ def _readonly(array: np.ndarray) -> np.ndarray:
     return view
 
 
-class _none_context(AbstractContextManager):
+class _none_context(AbstractContextManager[None]):
     def __enter__(self) -> None:
         return None
 

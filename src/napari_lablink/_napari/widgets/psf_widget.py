@@ -40,9 +40,7 @@ from qtpy.QtWidgets import (
 from napari_lablink._napari.widgets.psf_backends import BackendFactory, default_backends
 from napari_lablink._napari.widgets.psf_beads import BeadSource
 from napari_lablink._napari.widgets.psf_display import BEADS_LAYER, LiveStackDisplay
-from napari_lablink._napari.widgets.psf_export import write_psf_csv, write_stack
 from napari_lablink._napari.widgets.psf_form import AcquisitionForm
-from napari_lablink._napari.widgets.psf_pacing import PacedStacks
 from napari_lablink._napari.widgets.psf_table import PSFTable
 from napari_lablink.acquisition import (
     AcquisitionEngine,
@@ -51,6 +49,8 @@ from napari_lablink.acquisition import (
     PSFAnalyzer,
     PSFResult,
 )
+from napari_lablink.acquisition.export import write_psf_csv, write_stack
+from napari_lablink.acquisition.pacing import PacedStacks
 
 if TYPE_CHECKING:
     import napari.viewer
@@ -62,7 +62,7 @@ REDRAW_INTERVAL_MS = 40  # ~25 Hz: smooth to the eye, half of what software Open
 # The table and bead markers follow the PSF results at most this often: refilling them costs
 # tens of ms, and at hundreds of frames/s results arrive faster than anyone can read them.
 PSF_UPDATE_INTERVAL_S = 0.5
-PSF_ANALYSIS_INTERVAL_S = 0.5  # per channel; see psf_pacing
+PSF_ANALYSIS_INTERVAL_S = 0.5  # per channel; see acquisition.pacing
 
 
 class _Bridge(QObject):

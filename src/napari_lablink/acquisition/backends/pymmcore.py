@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from napari_lablink.acquisition.types import (
 
 if TYPE_CHECKING:
     from pymmcore_plus import CMMCorePlus
+    from useq import MDAEvent
 
 
 class PymmcorePlusBackend:
@@ -203,7 +204,9 @@ class PymmcorePlusBackend:
         available = self.mmcore.getAvailableConfigs(group) if group else ()
         return channel_presets(plan, group, available)
 
-    def _events(self, plan: StackPlan, channels: list[str | None], group: str) -> Iterator[Any]:
+    def _events(
+        self, plan: StackPlan, channels: list[str | None], group: str
+    ) -> Iterator[MDAEvent]:
         import useq
 
         engine = self.mmcore.mda.engine
@@ -212,21 +215,24 @@ class PymmcorePlusBackend:
         k = 0
         while plan.n_stacks is None or k < plan.n_stacks:
             for c, preset in enumerate(channels):
+                exposure = plan.exposure_ms
                 channel = None if preset is None else {"config": preset, "group": group}
                 if plan.z_mode is ZMode.STAGE:
                     stack = [
-                        useq.MDAEvent(
-                            index={"t": k, "c": c, "z": i},
-                            z_pos=float(z),
-                            channel=channel,
-                            exposure=plan.exposure_ms,
+                        useq.MDAEvent.model_validate(  # validation turns index into its type
+                            {
+                                "index": {"t": k, "c": c, "z": i},
+                                "z_pos": float(z),
+                                "channel": channel,
+                                "exposure": exposure,
+                            }
                         )
                         for i, z in enumerate(z_positions)
                     ]
                 else:  # the camera just streams; an external device sweeps z
                     stack = [
-                        useq.MDAEvent(
-                            index={"t": k, "c": c}, channel=channel, exposure=plan.exposure_ms
+                        useq.MDAEvent.model_validate(
+                            {"index": {"t": k, "c": c}, "channel": channel, "exposure": exposure}
                         )
                         for _ in range(plan.n_slices)
                     ]
@@ -281,7 +287,7 @@ class _FrameListener:
         self._received = 0
         self._expected = 0
 
-    def eventStarted(self, event: Any) -> None:
+    def eventStarted(self, event: MDAEvent) -> None:
         # an earlier event that produced no frame means a failed snap (pymmcore-plus logs it
         # and carries on): end the run rather than fill stacks with stale planes
         if self._received < self._expected and self.error is None:
@@ -290,7 +296,7 @@ class _FrameListener:
         sub_events = getattr(event, "events", None)
         self._expected += len(sub_events) if sub_events else 1
 
-    def frameReady(self, image: np.ndarray, event: Any, meta: Any) -> None:
+    def frameReady(self, image: np.ndarray, event: MDAEvent, meta: object) -> None:
         t = time.perf_counter()
         index = event.index
         c, k = int(index.get("c", 0)), int(index.get("t", 0))

@@ -12,8 +12,11 @@ around the beads written in and put back afterwards; in those windows shot and r
 drawn on every frame from expected photon counts computed once per plane, as a Gaussian with
 variance = mean where every count is above 50 photons (exact Poisson below). About 50 us per
 frame. Background noise is therefore shifted-correlated between frames, which no PSF
-measurement sees. Pixels are sampled at their centres (not integrated over the pixel), so a
-Gaussian fit recovers the PSF's sigma exactly.
+measurement sees.
+
+Two PSFs: ``PSFModel``, a separable Gaussian sampled at the pixel centres (so a Gaussian fit
+recovers its sigma exactly; cheap, for speed tests), and ``WidefieldPSF`` (``optics``), real
+objective optics integrated over each pixel, for PSF numbers that hold on a microscope.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from napari_lablink.acquisition.backends.optics import WidefieldPSF
 from napari_lablink.acquisition.types import (
     BackendInfo,
     CameraError,
@@ -78,6 +82,29 @@ class PSFModel:
         s = np.where(d >= 0, sz * (1.0 + self.asymmetry), sz * (1.0 - self.asymmetry))
         return np.exp(-0.5 * (d / s) ** 2)
 
+    def fwhm_um(self, pixel_size_um: float) -> tuple[float, float, float]:
+        """(x, y, z) widths: pixels are sampled at their centres, so the pixel size is moot."""
+        return self.fwhm_x_um, self.fwhm_y_um, self.fwhm_z_um
+
+    def window_radius_um(self) -> float:
+        return _WINDOW_SIGMAS * max(self.sigmas_um[1:])
+
+    def visible(self, defocus_um: np.ndarray) -> np.ndarray:
+        return np.asarray(self.axial(defocus_um) > 1e-3)
+
+    def render(
+        self, defocus_um: float, dy_um: np.ndarray, dx_um: np.ndarray, pixel_size_um: float
+    ) -> np.ndarray:
+        """Relative intensity at pixels centred (dy, dx) from the bead (peak 1 in focus)."""
+        _, sy, sx = self.sigmas_um
+        gy = np.exp(-0.5 * (dy_um / sy) ** 2)
+        gx = np.exp(-0.5 * ((dx_um - self.tilt * defocus_um) / sx) ** 2)
+        values: np.ndarray = self.axial(defocus_um) * gy * gx
+        return values
+
+
+OpticalPSF = PSFModel | WidefieldPSF
+
 
 @dataclass(frozen=True)
 class GroundTruth:
@@ -90,6 +117,7 @@ class GroundTruth:
     fwhm_z_um: float
     background: float
     pixel_size_um: float
+    bead_fwhm_xyz_um: np.ndarray  # (beads, 3): every bead is imaged through the same optics
 
 
 @dataclass
@@ -118,13 +146,14 @@ class SimulatedMicroscope:
         *,
         frame_shape: tuple[int, int] = (512, 512),
         pixel_size_um: float = 0.1,
-        psf: PSFModel | None = None,
-        channel_psfs: dict[str, PSFModel] | None = None,
+        psf: OpticalPSF | None = None,
+        channel_psfs: dict[str, OpticalPSF] | None = None,
         beads_zyx_um: np.ndarray | None = None,
         n_beads: int = 10,
         bead_z_range_um: tuple[float, float] = (4.0, 6.0),
         amplitude: float = 2000.0,
         amplitude_spread: float = 0.2,
+        bead_amplitudes: np.ndarray | None = None,
         background: float = 100.0,
         offset_adu: float = 100.0,
         read_noise: float = 2.0,
@@ -140,7 +169,7 @@ class SimulatedMicroscope:
             raise ValueError(f"bit_depth must be between 1 and 16, got {bit_depth}")
         self.frame_shape = (int(frame_shape[0]), int(frame_shape[1]))
         self.pixel_size_um = float(pixel_size_um)
-        self.psf = psf or PSFModel()
+        self.psf: OpticalPSF = psf or PSFModel()
         self.channel_psfs = dict(channel_psfs or {})
         self.amplitude_mean = float(amplitude)
         self.background = float(background)
@@ -159,6 +188,8 @@ class SimulatedMicroscope:
         n = len(self.beads_zyx_um)
         spread = self._rng.uniform(1 - amplitude_spread, 1 + amplitude_spread, n)
         self.amplitudes = self.amplitude_mean * spread
+        if bead_amplitudes is not None:
+            self.amplitudes = np.asarray(bead_amplitudes, dtype=np.float64).reshape(n)
         self.stage_z_um = 0.0
         self._pool = self._background_pool(1.0)
         self._pool_scale = 1.0
@@ -170,19 +201,21 @@ class SimulatedMicroscope:
 
     # -- ground truth -------------------------------------------------------------------------
 
-    def psf_for(self, channel: str) -> PSFModel:
+    def psf_for(self, channel: str) -> OpticalPSF:
         return self.channel_psfs.get(channel, self.psf)
 
     def ground_truth(self, channel: str = "default") -> GroundTruth:
-        psf = self.psf_for(channel)
+        """Bead positions (z: where each is sharpest), peak photons and the true FWHMs."""
+        fx, fy, fz = self.psf_for(channel).fwhm_um(self.pixel_size_um)
         return GroundTruth(
             beads_zyx_um=self.beads_zyx_um.copy(),
             amplitudes=self.amplitudes.copy(),
-            fwhm_x_um=psf.fwhm_x_um,
-            fwhm_y_um=psf.fwhm_y_um,
-            fwhm_z_um=psf.fwhm_z_um,
+            fwhm_x_um=fx,
+            fwhm_y_um=fy,
+            fwhm_z_um=fz,
             background=self.background + self.offset_adu,
             pixel_size_um=self.pixel_size_um,
+            bead_fwhm_xyz_um=np.tile([fx, fy, fz], (len(self.beads_zyx_um), 1)),
         )
 
     # -- Backend protocol ---------------------------------------------------------------------
@@ -322,36 +355,33 @@ class SimulatedMicroscope:
             plane = self._planes[key] = self._compute_plane(self.psf_for(channel), z_um, scale)
         return plane
 
-    def _compute_plane(self, psf: PSFModel, z_um: float, scale: float) -> _Plane:
-        _, sy, sx = psf.sigmas_um
+    def _compute_plane(self, psf: OpticalPSF, z_um: float, scale: float) -> _Plane:
         px = self.pixel_size_um
         h, w = self.frame_shape
-        ry = int(np.ceil(_WINDOW_SIGMAS * sy / px))
-        rx = int(np.ceil(_WINDOW_SIGMAS * sx / px))
+        r = int(np.ceil(psf.window_radius_um() / px))
         defocus = z_um - self.beads_zyx_um[:, 0]
-        axial = psf.axial(defocus) * self.amplitudes * scale
+        peak = self.amplitudes * scale
         # centres in pixel coordinates (pixel i covers [i - 0.5, i + 0.5))
         cy = self.beads_zyx_um[:, 1] / px
-        cx = (self.beads_zyx_um[:, 2] + psf.tilt * defocus) / px
-        visible = axial > 1e-3
+        cx = self.beads_zyx_um[:, 2] / px
+        visible = np.flatnonzero(psf.visible(defocus))
         windows: list[tuple[slice, slice]] = []
         parts: list[np.ndarray] = []
-        for b in np.flatnonzero(visible):
+        for b in visible:
             iy, ix = round(cy[b]), round(cx[b])
-            r0, r1 = max(iy - ry, 0), min(iy + ry + 1, h)
-            c0, c1 = max(ix - rx, 0), min(ix + rx + 1, w)
+            r0, r1 = max(iy - r, 0), min(iy + r + 1, h)
+            c0, c1 = max(ix - r, 0), min(ix + r + 1, w)
             if r0 >= r1 or c0 >= c1:
                 continue
             rows = np.arange(r0, r1)[:, None]
             cols = np.arange(c0, c1)[None, :]
             window = np.full((r1 - r0, c1 - c0), self.background * scale)
             # every visible bead contributes to this window, so overlapping beads add up
-            for j in np.flatnonzero(visible):
-                if abs(cy[j] - cy[b]) > 2 * ry + 1 or abs(cx[j] - cx[b]) > 2 * rx + 1:
+            for j in visible:
+                if abs(cy[j] - cy[b]) > 2 * r + 1 or abs(cx[j] - cx[b]) > 2 * r + 1:
                     continue
-                gy = np.exp(-0.5 * ((rows - cy[j]) * px / sy) ** 2)
-                gx = np.exp(-0.5 * ((cols - cx[j]) * px / sx) ** 2)
-                window += axial[j] * gy * gx
+                dy, dx = (rows - cy[j]) * px, (cols - cx[j]) * px
+                window += peak[j] * psf.render(float(defocus[j]), dy, dx, px)
             windows.append((slice(r0, r1), slice(c0, c1)))
             parts.append(window.reshape(-1))
         sizes = np.cumsum([p.size for p in parts])[:-1].tolist()
@@ -363,7 +393,7 @@ class SimulatedMicroscope:
         h, w = self.frame_shape
         px = self.pixel_size_um
         margin = 16 * px
-        min_dist = 12 * max(self.psf.fwhm_x_um, self.psf.fwhm_y_um)
+        min_dist = 12 * max(self.psf.fwhm_um(px)[:2])
         beads: list[tuple[float, float, float]] = []
         for _ in range(200 * max(n, 1)):
             if len(beads) == n:

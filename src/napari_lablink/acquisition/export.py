@@ -13,7 +13,7 @@ import numpy as np
 import tifffile
 import zarr
 
-from napari_lablink.acquisition import BeadFit, PSFResult
+from napari_lablink.acquisition.psf import BeadFit, PSFResult
 
 __all__ = ["write_psf_csv", "write_stack", "write_stack_ome_tiff", "write_stack_ome_zarr"]
 
@@ -134,8 +134,17 @@ def write_stack_ome_zarr(
     return path
 
 
-def write_stack(stacks: Sequence[np.ndarray], path: str | Path, **metadata) -> Path:
+def write_stack(
+    stacks: Sequence[np.ndarray],
+    path: str | Path,
+    *,
+    channels: Sequence[str],
+    pixel_size_um: float,
+    z_step_um: float,
+) -> Path:
     """OME-Zarr for a ``.zarr`` path, OME-TIFF otherwise."""
     if str(path).rstrip("/").endswith(".zarr"):
-        return write_stack_ome_zarr(stacks, path, **metadata)
-    return write_stack_ome_tiff(stacks, path, **metadata)
+        writer = write_stack_ome_zarr
+    else:
+        writer = write_stack_ome_tiff
+    return writer(stacks, path, channels=channels, pixel_size_um=pixel_size_um, z_step_um=z_step_um)

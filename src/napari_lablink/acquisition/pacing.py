@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from napari_lablink.acquisition import AcquisitionEngine, StackGeometry, StackView
+from napari_lablink.acquisition.buffers import StackView
 from napari_lablink.acquisition.callbacks import Callbacks
+from napari_lablink.acquisition.engine import AcquisitionEngine, StackGeometry
 
 __all__ = ["PacedStacks"]
 
