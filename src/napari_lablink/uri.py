@@ -1,7 +1,7 @@
 """Parsing and printing of the remote URIs napari-lablink opens and uploads to.
 
-A URI names a server (scheme, host, port, path prefix) and an object on it. The forms are those of
-DESIGN.md; ``SCHEME+http`` selects plain HTTP for local servers, the bare scheme means HTTPS.
+A URI names a server (scheme, host, port, path prefix) and an object on it; docs/architecture.md
+lists the forms. ``SCHEME+http`` selects plain HTTP for local servers, the bare scheme means HTTPS.
 Parsing and printing round-trip: ``parse_uri(str(uri)) == uri`` for every parsed URI.
 """
 

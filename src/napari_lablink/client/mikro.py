@@ -2,8 +2,8 @@
 
 Generation 1 ("representations") keeps an xarray Dataset (zarr v2, variable ``data``, dims
 c,t,z,y,x) at ``store``; generation 2 ("images") a zarr v3 array with dimension names, plus a
-pyramid of derived images. The queries ask only for the fields protocols/mikro.md lists: a field
-the real server lacks fails the whole query there.
+pyramid of derived images. The queries ask only for the fields docs/protocols/mikro.md lists:
+a field the real server lacks fails the whole query there.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The MIBItracker protocol (``protocols/mibitracker.md``): a REST backend with JWT sessions,
+"""The MIBItracker protocol (``docs/protocols/mibitracker.md``): a REST backend with JWT sessions,
 channel PNGs and MIBItiffs behind signed storage URLs.
 
 :class:`TrackerServer` behaves on the wire like Ionpath's reference client (seed 001): it logs in
