@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+import napari_lablink
+
 from .import_graph import ALL_KINDS, Graph, build_graph, describe, find_cycles, import_chain
 
 SRC = Path(__file__).parent.parent / "src"
@@ -157,7 +159,7 @@ def test_the_manifest_is_the_root_one() -> None:
     link = root / "src" / "napari_lablink" / "napari.yaml"
     assert link.is_symlink()
     assert link.resolve() == (root / "napari.yaml").resolve()
-    installed = PACKAGE / "napari.yaml"
+    installed = Path(napari_lablink.__file__).parent / "napari.yaml"
     assert installed.read_text() == (root / "napari.yaml").read_text()
 
 
