@@ -1,8 +1,8 @@
 """The PIMS client against the real Cytomine PIMS 1.0.0: every pixel it reads, its failures.
 
 Pixels are compared with tifffile's reading of the source files, level by level; the client must
-only offer tiers PIMS serves without resampling (NOTES.md), so any 8-bit rendering or shifted
-region shows as a mismatch here.
+only offer tiers PIMS serves without resampling (docs/protocols/pims.md), so any 8-bit rendering
+or shifted region shows as a mismatch here.
 """
 
 from __future__ import annotations

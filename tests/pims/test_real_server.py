@@ -1,8 +1,8 @@
-"""The real Cytomine PIMS 1.0.0 against protocols/pims.md, with plain httpx.
+"""The real Cytomine PIMS 1.0.0 against docs/protocols/pims.md, with plain httpx.
 
 These tests pin what the client can rely on (and the traps it must avoid): metadata routes,
 exact 16-bit and RGB windows compared with tifffile's reading of the source files, pyramid
-tiers, histogram bounds and error answers. Observations are summarised in NOTES.md.
+tiers, histogram bounds and error answers. Observations are in docs/protocols/pims.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The one HTTP session per server: pooling, timeouts, retries, auth and error mapping.
 
-Every protocol package talks to its server through a :class:`Transport`, so these rules hold in
-one place:
+Every protocol package talks to its server through a :class:`Transport`, so the rules of
+docs/architecture.md ("Transport") hold in one place:
 
 - one pooled ``httpx.Client``, explicit connect/read timeouts on every call;
 - bounded retries with exponential backoff and full jitter on 502/503/504 and connection errors,

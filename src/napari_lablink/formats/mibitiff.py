@@ -1,7 +1,7 @@
 """Read and write MIBItiff, the multi-page TIFF of Ionpath's MIBI instruments and MIBItracker.
 
-The format (see ``protocols/mibitracker.md``): one 2-D page per channel, uint16 counts or float32,
-Deflate-compressed, pages sorted by target. Each page's ImageDescription is JSON with
+The format (``docs/protocols/mibitracker.md``): one 2-D page per channel, uint16 counts or
+float32, Deflate-compressed, pages sorted by target. Each page's ImageDescription is JSON with
 ``image.type`` (``"SIMS"`` for channels; SED, optical and label pages carry other types and are
 not channels), ``channel.mass``, ``channel.target`` and ``mibi.*`` keys. The Software tag starts
 with ``IonpathMIBI``, PageName is ``"<target> (<mass>)"``, and the resolution is in pixels per

@@ -1,4 +1,4 @@
-"""Typed views of the MIBItracker's JSON objects (the fields the tracker sends).
+"""Typed views of the MIBItracker's JSON objects (fields of ``docs/protocols/mibitracker.md``).
 
 Trackers differ by version and deployment, so every model accepts fields it does not know
 (``extra="allow"``, reachable as attributes) and treats the descriptive metadata (instrument,

@@ -1,4 +1,4 @@
-"""The GraphQL schemas of both mikro generations, as far as the mikro protocol documents them.
+"""The GraphQL schemas of both mikro generations, as far as docs/protocols/mikro.md has them.
 
 They hold exactly the documented fields and arguments, so a client asking for anything else
 fails here as it would on a real server (whose schemas are far larger but differ between

@@ -2,7 +2,7 @@
 
 Seeded data is written with zarr (and xarray for generation 1) exactly as the real clients
 write it, never with the plugin's client code. Uploads are checked the way the real servers
-check them, plus the layout rules the mikro protocol states (five dims c,t,z,y,x) so a client
+check them, plus the layout rules docs/protocols/mikro.md states (five dims c,t,z,y,x) so a client
 that breaks them fails here rather than producing unreadable data on a real server.
 """
 

@@ -1,4 +1,4 @@
-"""A stand-in MIBItracker: every route of the MIBItracker protocol over real HTTP on loopback.
+"""A stand-in MIBItracker: every route of ``docs/protocols/mibitracker.md``, over HTTP on loopback.
 
 Written from the protocol document and the reference client's documentation (seed 001), never
 from the plugin's client, so that the two check each other. It behaves like the real backend in

@@ -1,7 +1,7 @@
 """What the stand-in MIBItracker knows: runs, images and their channels, panels, image sets and
 the files in its storage, with the operations its routes perform on them.
 
-Objects are serialised with the field names of the MIBItracker protocol. Two things the
+Objects are serialised with the field names of ``docs/protocols/mibitracker.md``. Two things the
 protocol leaves open are filled in here and marked as the stand-in's own:
 
 - run objects also carry ``filename``, ``slide_ids``, ``aperture``, ``description`` and
