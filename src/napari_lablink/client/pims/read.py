@@ -1,7 +1,7 @@
 """Reading a PIMS image: metadata from ``/info``, exact pixels from 16-bit PNG windows.
 
 The real PIMS 1.0.0 differs from its documentation in ways that decide how pixels must be asked
-for (tests/pims/NOTES.md): window regions are full-resolution pixels unless the region names its
+for (docs/protocols/pims.md): window regions are full-resolution pixels unless the region names its
 reference tier, windows that need resampling silently come back as 8-bit renderings, ``bits``
 must be the image's significant bits, and only one channel per request is reliable. So every
 dask chunk here is one window of one channel, one z and one t, addressed in the pixels of an
@@ -174,7 +174,7 @@ class _WindowReader:
         self.path = path
         self.dtype = dtype
         self.bits = bits
-        #: RGB images are read all samples at once (exact, per NOTES.md); 0 for other images.
+        #: RGB images are read all samples at once (exact, per docs/protocols/pims.md); 0 for other images.
         self.rgb_samples = rgb_samples
 
     def level(self, tier: Tier, ctz: tuple[int, int, int]) -> da.Array:
