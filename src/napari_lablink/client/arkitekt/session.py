@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -50,9 +51,15 @@ FAKTS_TOKEN_VARIABLE = "LABLINK_FAKTS_TOKEN"
 class ArkitektSession:
     """A logged-in deployment: its granted endpoints and a source of access tokens."""
 
-    def __init__(self, endpoint: FaktsEndpoint, tokens: TokenProvider) -> None:
+    def __init__(
+        self,
+        endpoint: FaktsEndpoint,
+        tokens: TokenProvider,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.tokens = tokens
+        self._on_close = on_close
 
     def __repr__(self) -> str:
         return f"ArkitektSession({self.endpoint.label}, {self.configuration.deployment_name!r})"
@@ -78,6 +85,8 @@ class ArkitektSession:
 
     def close(self) -> None:
         self.tokens.close()
+        if self._on_close is not None:
+            self._on_close()
 
     def __enter__(self) -> ArkitektSession:
         return self
@@ -195,13 +204,14 @@ def login(
     poll_interval: float = 1.0,
     approval_seconds: int = 300,
     timeout: float = 10.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> ArkitektSession:
     """Log in to the deployment at ``target`` (an address, or an already discovered endpoint).
 
     ``prompt`` is called with the code and approval URL when the user must approve the app in a
     browser (from the calling thread, and again from whichever thread needs a token should the
     registration be revoked mid-session); without it, only stored grants and headless tokens work.
-    Setting ``cancel`` stops the wait for approval.
+    Setting ``cancel`` stops the wait for approval. ``clock`` measures token lifetimes.
     """
     endpoint = target if isinstance(target, FaktsEndpoint) else discover(target)
     http = new_client(timeout)
@@ -222,7 +232,9 @@ def login(
     except BaseException:
         http.close()
         raise
-    return ArkitektSession(endpoint, TokenProvider(configuration, renew_grant=state.renew))
+    return ArkitektSession(
+        endpoint, TokenProvider(configuration, renew_grant=state.renew, clock=clock)
+    )
 
 
 def logout(

@@ -434,4 +434,7 @@ class Lok:
             "identifier": client.identifier,
             "exp": exp,
         }
+        if self.shape == "G2a":
+            # lok-server-next before v1.0 signed for mikro-server-next, which needs a kid and iat.
+            return self.signing_key.sign({**claims, "iat": now})
         return self.signing_key.sign(claims, with_kid=False)
