@@ -17,6 +17,10 @@ def _serve(args: argparse.Namespace) -> int:
         from napari_lablink.testing.serve import serve_mikro
 
         return serve_mikro(port=args.port, demo=args.demo)
+    if args.kind == "arkitekt":
+        from napari_lablink.testing.arkitekt.serve import serve_arkitekt
+
+        return serve_arkitekt(port=args.port, demo=args.demo, auto_approve=args.auto_approve)
     from napari_lablink.testing.serve import serve_tracker
 
     return serve_tracker(port=args.port, demo=args.demo, size=args.size)
@@ -39,11 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="run a stand-in server in the foreground (prints one JSON line, Ctrl-C stops it)",
     )
-    serve.add_argument("kind", choices=["mikro", "tracker"], help="which server")
+    serve.add_argument("kind", choices=["mikro", "tracker", "arkitekt"], help="which server")
     serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free)")
     serve.add_argument("--demo", action="store_true", help="seed it with demo images")
     serve.add_argument(
         "--size", type=int, default=512, help="tracker demo image size in pixels (512 or 1024)"
+    )
+    serve.add_argument(
+        "--auto-approve",
+        action="store_true",
+        help="arkitekt: approve every login at once, as if a user clicked Approve",
     )
     serve.set_defaults(run=_serve)
 

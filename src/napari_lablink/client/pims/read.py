@@ -174,7 +174,8 @@ class _WindowReader:
         self.path = path
         self.dtype = dtype
         self.bits = bits
-        #: RGB images are read all samples at once (exact, per docs/protocols/pims.md); 0 for other images.
+        #: RGB images are read all samples at once (exact, per docs/protocols/pims.md); 0 for
+        #: other images.
         self.rgb_samples = rgb_samples
 
     def level(self, tier: Tier, ctz: tuple[int, int, int]) -> da.Array:

@@ -146,6 +146,9 @@ class _GatewayHandler(QuietHandler):
     server: _GatewayServer
 
     def do_GET(self) -> None:
+        if self.command == "GET" and urlsplit(self.path).path == "/minio/health/live":
+            self.send_bytes(200, b"", "text/plain")  # MinIO's health check (Arkitekt aliases)
+            return
         self._handle()
 
     do_HEAD = do_PUT = do_POST = do_DELETE = do_GET
