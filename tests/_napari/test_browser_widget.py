@@ -11,7 +11,7 @@ from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 
-from napari_lablink._napari.widgets.browser_widget import BrowserWidget
+from napari_lablink._napari.browser.widget import BrowserWidget
 from napari_lablink.profiles import Profile, ProfileStore
 from napari_lablink.testing import MikroStandIn, TrackerStandIn
 

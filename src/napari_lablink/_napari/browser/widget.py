@@ -36,7 +36,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_lablink._napari.widgets.profile_dialog import ProfileDialog
+from napari_lablink._napari.browser.profile_dialog import ProfileDialog
 from napari_lablink.client.browse import Entry
 from napari_lablink.client.connection import Server
 from napari_lablink.client.errors import LablinkError, scrub

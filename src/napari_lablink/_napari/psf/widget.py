@@ -37,13 +37,13 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_lablink._napari.widgets.psf_backends import BackendFactory, default_backends
-from napari_lablink._napari.widgets.psf_beads import BeadSource
-from napari_lablink._napari.widgets.psf_display import BEADS_LAYER, LiveStackDisplay
+from napari_lablink._napari.psf.backends import BackendFactory, default_backends
+from napari_lablink._napari.psf.beads import BeadSource
+from napari_lablink._napari.psf.display import BEADS_LAYER, LiveStackDisplay
+from napari_lablink._napari.psf.form import AcquisitionForm
+from napari_lablink._napari.psf.table import PSFTable
 from napari_lablink._napari.widgets.psf_export import write_psf_csv, write_stack
-from napari_lablink._napari.widgets.psf_form import AcquisitionForm
 from napari_lablink._napari.widgets.psf_pacing import PacedStacks
-from napari_lablink._napari.widgets.psf_table import PSFTable
 from napari_lablink.acquisition import (
     AcquisitionEngine,
     BackendInfo,

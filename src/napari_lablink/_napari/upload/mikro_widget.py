@@ -29,8 +29,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_lablink._napari.upload_layers import jobs_from_layer_data
-from napari_lablink._napari.widgets.layer_watch import LayerListWatch
+from napari_lablink._napari.connections import LayerListWatch
+from napari_lablink._napari.upload.mikro_layers import jobs_from_layer_data
 from napari_lablink.client.connection import shared_connection
 from napari_lablink.client.errors import LablinkError
 from napari_lablink.client.upload import UploadCancelledError

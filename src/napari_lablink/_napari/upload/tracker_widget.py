@@ -25,8 +25,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_lablink._napari.tracker_upload import upload_channel_layer, upload_layers_to_run
-from napari_lablink._napari.widgets.layer_watch import LayerListWatch
+from napari_lablink._napari.connections import LayerListWatch
+from napari_lablink._napari.upload.tracker import upload_channel_layer, upload_layers_to_run
 from napari_lablink.client.errors import LablinkError
 from napari_lablink.uri import is_remote_uri, parse_uri
 

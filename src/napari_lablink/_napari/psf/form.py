@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_lablink._napari.widgets.psf_backends import MMSettings
+from napari_lablink._napari.psf.backends import MMSettings
 from napari_lablink.acquisition import BackendInfo, StackPlan, ZMode
 
 __all__ = ["COLORMAPS", "AcquisitionForm"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from napari_lablink._napari.mibitiff_layers import mibi_layers
+from napari_lablink._napari.mibitiff.layers import mibi_layers
 from napari_lablink._napari.writers import write_remote
 from napari_lablink.client.errors import ConfigurationError
 from napari_lablink.formats.mibitiff import MibiTiffError, write_mibitiff
