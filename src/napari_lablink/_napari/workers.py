@@ -168,7 +168,7 @@ class Workers(QObject):
             self._closed = True
             self._call.disconnect(self._deliver_call)
             while self._waiting:  # never started: nothing to wait for
-                task, _ = self._waiting.popleft()
+                task, _launch = self._waiting.popleft()
                 self._tasks.discard(task)
                 task.cancel()
                 task._ended.set()
