@@ -17,6 +17,7 @@ once it has closed. Each widget owns one :class:`Workers`, which gives it both:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import traceback
@@ -157,7 +158,9 @@ class Workers(QObject):
         thread, in order, unless this has closed by then."""
 
         def relay(*args: object) -> None:
-            self._call.emit(slot, args)
+            if not self._closed:
+                with contextlib.suppress(RuntimeError):  # Qt's side deleted at interpreter exit
+                    self._call.emit(slot, args)
 
         return relay
 
@@ -166,7 +169,8 @@ class Workers(QObject):
         jobs have returned. Idempotent (also the target of the widget's ``destroyed``)."""
         if not self._closed:
             self._closed = True
-            self._call.disconnect(self._deliver_call)
+            with contextlib.suppress(RuntimeError, TypeError):  # deleted at interpreter exit
+                self._call.disconnect(self._deliver_call)
             while self._waiting:  # never started: nothing to wait for
                 task, _launch = self._waiting.popleft()
                 self._tasks.discard(task)
