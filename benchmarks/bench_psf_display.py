@@ -51,7 +51,7 @@ def run(seconds: float) -> None:
     import numpy as np
     from qtpy.QtWidgets import QApplication
 
-    from napari_lablink._napari.widgets.psf_widget import PSFWidget
+    from napari_lablink._napari.psf.widget import PSFWidget
     from napari_lablink.acquisition import EngineState, SimulatedMicroscope
 
     def one_channel(settings: object) -> SimulatedMicroscope:

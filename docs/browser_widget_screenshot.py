@@ -20,7 +20,7 @@ def main(out: str) -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_lablink._napari.widgets.browser_widget import BrowserWidget
+    from napari_lablink._napari.browser.widget import BrowserWidget
     from napari_lablink.profiles import Profile, ProfileStore
     from napari_lablink.testing import MikroStandIn, TrackerStandIn
 

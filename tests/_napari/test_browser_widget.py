@@ -11,7 +11,7 @@ from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 
-from napari_lablink._napari.widgets.browser_widget import BrowserWidget
+from napari_lablink._napari.browser.widget import BrowserWidget
 from napari_lablink.profiles import Profile, ProfileStore
 from napari_lablink.testing import MikroStandIn, TrackerStandIn
 
@@ -142,7 +142,7 @@ def test_a_late_page_of_an_old_search_is_dropped(qtbot, make_napari_viewer, mikr
     try:
         widget.search("tissue 1")
         widget.search("tissue 2")
-        qtbot.waitUntil(lambda: not widget._workers, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: widget._workers.idle, timeout=WAIT_MS)
     finally:
         mikro.faults.clear()
     assert names(widget) == ["tissue 2"]

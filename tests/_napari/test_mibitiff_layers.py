@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_lablink._napari.mibitiff_layers import mibi_layers, parse_channel_name
+from napari_lablink._napari.mibitiff.layers import mibi_layers, parse_channel_name
 from napari_lablink.client.errors import ConfigurationError
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_lablink._napari.mibitiff_reader import get_mibitiff_reader, read_mibitiff_layers
+from napari_lablink._napari.mibitiff.reader import get_mibitiff_reader, read_mibitiff_layers
 from napari_lablink.formats.mibitiff import read_mibitiff
 from napari_lablink.testing.tracker.server import TrackerStandIn
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from napari.utils.notifications import notification_manager
 
-from napari_lablink._napari.mibitiff_layers import mibi_layers
+from napari_lablink._napari.mibitiff.layers import mibi_layers
 from napari_lablink.client.errors import ConfigurationError
 from napari_lablink.formats.mibitiff import read_mibitiff
 from tests.mibidata_rules import read_like_mibidata

@@ -17,9 +17,9 @@ import zarr
 from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt
 
-from napari_lablink._napari.widgets.psf_beads import AUTO
-from napari_lablink._napari.widgets.psf_display import BEADS_LAYER, FRAMES_LAYER
-from napari_lablink._napari.widgets.psf_widget import PSFWidget
+from napari_lablink._napari.psf.beads import AUTO
+from napari_lablink._napari.psf.display import BEADS_LAYER, FRAMES_LAYER
+from napari_lablink._napari.psf.widget import PSFWidget
 from napari_lablink.acquisition import (
     AcquisitionEngine,
     EngineState,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from napari.utils.notifications import notification_manager
 
-from napari_lablink._napari.widgets.tracker_upload_widget import TrackerUploadWidget
+from napari_lablink._napari.upload.tracker_widget import TrackerUploadWidget
 from napari_lablink.testing.tracker.server import TrackerStandIn
 
 pytestmark = pytest.mark.viewer

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from napari.utils.notifications import notification_manager
 
-from napari_lablink._napari.widgets.upload_widget import UploadWidget
+from napari_lablink._napari.upload.mikro_widget import UploadWidget
 
 pytestmark = pytest.mark.viewer
 

@@ -43,7 +43,7 @@ def test_the_browser_finds_a_path_and_opens_it(
 ) -> None:
     from qtpy.QtCore import Qt
 
-    from napari_lablink._napari.widgets.browser_widget import BrowserWidget
+    from napari_lablink._napari.browser.widget import BrowserWidget
     from napari_lablink.profiles import Profile, ProfileStore
 
     store = ProfileStore(secrets=None)

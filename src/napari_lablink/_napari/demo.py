@@ -114,7 +114,7 @@ def _open_images(viewer: Any, servers: dict[str, Any]) -> list[str]:
 
 
 def _add_psf_widget(viewer: Any, stack: ExitStack) -> Any:
-    from napari_lablink._napari.widgets.psf_widget import PSFWidget
+    from napari_lablink._napari.psf.widget import PSFWidget
 
     psf = PSFWidget(viewer)
     viewer.window.add_dock_widget(psf, name="PSF acquisition", area="right")
@@ -124,7 +124,7 @@ def _add_psf_widget(viewer: Any, stack: ExitStack) -> Any:
 
 
 def _add_browser(viewer: Any, servers: dict[str, Any]) -> Any:
-    from napari_lablink._napari.widgets.browser_widget import BrowserWidget
+    from napari_lablink._napari.browser.widget import BrowserWidget
 
     browser = BrowserWidget(viewer, store=servers["store"])
     viewer.window.add_dock_widget(browser, name="Lablink browser", area="left")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from napari_lablink._napari.tracker_upload import upload_layers_to_run
-from napari_lablink._napari.upload_layers import jobs_from_layer_data
+from napari_lablink._napari.upload.mikro_layers import jobs_from_layer_data
+from napari_lablink._napari.upload.tracker import upload_layers_to_run
 from napari_lablink.client.connection import as_uploader, shared_connection
 from napari_lablink.client.errors import ConfigurationError
 from napari_lablink.client.uri import parse_uri

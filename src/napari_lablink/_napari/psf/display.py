@@ -13,11 +13,15 @@ copied, and nothing is redrawn when no frame arrived since the last redraw.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from napari.layers import Image, Layer, Points, Shapes
 
 from napari_lablink.acquisition import AcquisitionEngine, PSFResult, StackGeometry
+
+if TYPE_CHECKING:
+    import napari.viewer
 
 __all__ = ["BEADS_LAYER", "FRAMES_LAYER", "LiveStackDisplay"]
 
@@ -42,7 +46,7 @@ class _ChannelLayers:
 class LiveStackDisplay:
     """Creates, updates and forgets the layers of one widget in ``viewer``."""
 
-    def __init__(self, viewer: object) -> None:
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
         self.viewer = viewer
         self.channels: list[_ChannelLayers] = []
         self.beads: Points | None = None

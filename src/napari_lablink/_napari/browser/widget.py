@@ -1,22 +1,19 @@
 """The "Lablink browser" dock widget: server profiles, connect, search, page, open.
 
-Everything that talks to a server (connecting and logging in, listing a page) runs in napari's
-worker threads, so a slow or dead server never freezes the viewer. napari turns exceptions
-raised in workers into traceback notifications, so the workers here never raise: they return
-a :class:`_Outcome` and the widget shows the error itself, next to the profile it concerns.
+Everything that talks to a server (connecting and logging in, listing a page) runs in
+background jobs (:mod:`.workers`), so a slow or dead server never freezes the viewer; a failure
+comes back as its exception and the widget shows it itself, next to the profile it concerns.
 Opening goes through napari's reader (``viewer.open(uri, plugin="napari-lablink")``), exactly
 as a URI typed or pasted anywhere else would.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from napari.qt.threading import create_worker
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
@@ -36,10 +33,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_lablink._napari.widgets.profile_dialog import ProfileDialog
+from napari_lablink._napari.browser.profile_dialog import ProfileDialog
+from napari_lablink._napari.connections import close_with
+from napari_lablink._napari.workers import Task, Workers, describe
 from napari_lablink.client.browse import Entry
 from napari_lablink.client.connection import Server
-from napari_lablink.client.errors import LablinkError, scrub
+from napari_lablink.client.errors import LablinkError
 from napari_lablink.client.schemes import SCHEMES
 from napari_lablink.profiles import Profile, ProfileStore
 
@@ -48,8 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BrowserWidget"]
 
-log = logging.getLogger(__name__)
-
 #: What each connection state looks like in the profile list.
 _STATES = {
     "disconnected": ("○", "#9aa0a6"),
@@ -57,27 +54,6 @@ _STATES = {
     "connected": ("●", "#5fd068"),
     "failed": ("✕", "#ff6b6b"),
 }
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """What a worker hands back: a value, or the message to show."""
-
-    value: Any = None
-    error: str | None = None
-
-
-def _guarded(job: Callable[[], Any], secrets: tuple[str, ...]) -> Callable[[], _Outcome]:
-    def run() -> _Outcome:
-        try:
-            return _Outcome(value=job())
-        except LablinkError as exc:
-            return _Outcome(error=scrub(str(exc), secrets))
-        except Exception as exc:  # a bug of ours: still a message in the widget, not a dialog
-            log.exception("Lablink browser: unexpected %s", type(exc).__name__)
-            return _Outcome(error=scrub(f"unexpected {type(exc).__name__}: {exc}", secrets))
-
-    return run
 
 
 @dataclass
@@ -109,13 +85,14 @@ class BrowserWidget(QWidget):
         self.page_size = page_size
         self._servers: dict[str, Server] = {}
         self._states: dict[str, tuple[str, str]] = {}
-        self._workers: set[Any] = set()
+        self._workers = Workers()
         self._listing: _Listing | None = None
         self._path: list[Entry] = []
         self._build()
         self.refresh_profiles()
         # Bound to the dict, not to self: by the time ``destroyed`` fires, self is gone.
         self.destroyed.connect(partial(_close_all, self._servers))
+        close_with(self, self._workers)
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -341,12 +318,21 @@ class BrowserWidget(QWidget):
             old.close()
         self._set_state(name, "connecting")
         profile = next(p for p in self._profiles if p.name == name)
-        self._start(self._connect_job(profile), lambda outcome: self._connected(name, outcome))
+        try:
+            secrets = self.store.credentials(profile.name).secrets
+        except LablinkError:
+            secrets = ()
+        self._workers.start(
+            self._connect_job(profile),
+            done=lambda server: self._connected(name, server),
+            failed=lambda exc: self._set_state(name, "failed", describe(exc, secrets)),
+            discard=Server.close,  # the widget closed while connecting
+        )
 
-    def _connect_job(self, profile: Profile) -> Callable[[], _Outcome]:
+    def _connect_job(self, profile: Profile) -> Callable[[Task], Server]:
         store = self.store
 
-        def job() -> Server:
+        def job(task: Task) -> Server:
             server = store.connect(profile.name)
             try:
                 server.check()  # a wrong token or a dead server shows now, next to the profile
@@ -355,20 +341,13 @@ class BrowserWidget(QWidget):
                 raise
             return server
 
-        try:
-            secrets = store.credentials(profile.name).secrets
-        except LablinkError:
-            secrets = ()
-        return _guarded(job, secrets)
+        return job
 
-    def _connected(self, name: str, outcome: _Outcome) -> None:
-        if outcome.error is not None:
-            self._set_state(name, "failed", outcome.error)
-            return
+    def _connected(self, name: str, server: Server) -> None:
         if name not in self.profile_names():  # removed while connecting
-            outcome.value.close()
+            server.close()
             return
-        self._servers[name] = outcome.value
+        self._servers[name] = server
         profile = next(p for p in self._profiles if p.name == name)
         self._set_state(name, "connected", f"Connected to {profile.uri}")
         selected = self.selected_profile()
@@ -418,23 +397,29 @@ class BrowserWidget(QWidget):
         offset, limit = len(listing.entries), self.page_size
         parent = listing.parent.uri if listing.parent else None
 
-        def job() -> list[Entry]:
+        def job(task: Task) -> list[Entry]:
             return server.browse(listing.query, parent=parent, offset=offset, limit=limit)
 
         secrets = server.credentials.secrets
-        self._start(_guarded(job, secrets), lambda outcome: self._page_loaded(listing, outcome))
+        self._workers.start(
+            job,
+            done=lambda page: self._page_loaded(listing, page),
+            failed=lambda exc: self._page_failed(listing, describe(exc, secrets)),
+        )
 
-    def _page_loaded(self, listing: _Listing, outcome: _Outcome) -> None:
+    def _page_failed(self, listing: _Listing, message: str) -> None:
         listing.loading = False
         if listing is not self._listing:  # a newer search replaced it
             return
-        if outcome.error is not None:
-            listing.done = True
-            self._set_state(listing.profile, "connected", outcome.error)
-            self.status.setStyleSheet(f"color: {_STATES['failed'][1]};")
-            self._update_buttons()
+        listing.done = True
+        self._set_state(listing.profile, "connected", message)
+        self.status.setStyleSheet(f"color: {_STATES['failed'][1]};")
+        self._update_buttons()
+
+    def _page_loaded(self, listing: _Listing, page: list[Entry]) -> None:
+        listing.loading = False
+        if listing is not self._listing:  # a newer search replaced it
             return
-        page: list[Entry] = outcome.value
         listing.entries.extend(page)
         listing.done = len(page) < self.page_size
         self._show_entries(page, append=True)
@@ -553,16 +538,8 @@ class BrowserWidget(QWidget):
         self.open_button.setEnabled(entry is not None and entry.kind not in ("run", "folder"))
         self.copy_button.setEnabled(entry is not None)
 
-    # -- workers ----------------------------------------------------------------------------
-
-    def _start(self, job: Callable[[], _Outcome], done: Callable[[_Outcome], None]) -> None:
-        worker = create_worker(job, _start_thread=False)
-        worker.returned.connect(done)
-        worker.finished.connect(lambda: self._workers.discard(worker))
-        self._workers.add(worker)
-        worker.start()
-
     def closeEvent(self, event: Any) -> None:
+        self._workers.close()
         _close_all(self._servers)
         super().closeEvent(event)
 

@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_lablink._napari.widgets.psf_backends import MMSettings
+from napari_lablink._napari.psf.backends import MMSettings
 from napari_lablink.acquisition import BackendInfo, StackPlan, ZMode
 
 __all__ = ["COLORMAPS", "AcquisitionForm"]
@@ -114,8 +114,8 @@ class AcquisitionForm(QWidget):
         form.addRow("channels", self.channels)
 
         self.backend.currentTextChanged.connect(self.backend_changed)
-        for box in (self.z_start, self.z_end):
-            box.valueChanged.connect(self._range_to_step)
+        for end in (self.z_start, self.z_end):
+            end.valueChanged.connect(self._range_to_step)
         self.slices.valueChanged.connect(self._range_to_step)
         self.z_step.valueChanged.connect(self._step_to_range)
         self.z_step.valueChanged.connect(self.scale_changed)
@@ -137,6 +137,7 @@ class AcquisitionForm(QWidget):
             name = self.channels.item(row, 1).text().strip()
             cmap = self.channels.cellWidget(row, 2)
             if isinstance(use, QCheckBox) and use.isChecked() and name:
+                assert isinstance(cmap, QComboBox)  # set_channels puts one in every row
                 out.append((name, cmap.currentText()))
         return out
 

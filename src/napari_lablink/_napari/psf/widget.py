@@ -1,16 +1,17 @@
 """The "PSF acquisition" dock widget: glue between the acquisition core and napari.
 
 Threads. Nothing here acquires or analyses: the engine (``acquisition.engine``) and the PSF
-analyzer own those threads, and the one blocking call the widget needs (connecting a backend,
-or closing one it switched away from) runs on a single worker thread of the widget, in order.
-Results come back through Qt signals of a small ``_Bridge`` object, so slots run on the Qt
-thread. The display is pulled, not pushed: a ``QTimer`` at ~25 Hz redraws from the engine's
-newest data, so the camera's rate never reaches the Qt thread.
+analyzer own those threads. The one blocking call the widget needs (connecting a backend, or
+closing one it switched away from) is a background job of the widget's serial
+:class:`~napari_lablink._napari.workers.Workers`, so they run in order; the core's callbacks
+reach the Qt thread through the same ``Workers`` (``on_main``). The display is pulled, not
+pushed: a ``QTimer`` at ~25 Hz redraws from the engine's newest data, so the camera's rate never
+reaches the Qt thread.
 
-Lifetime. Everything that must stop when the widget goes (the timer, every signal connection,
-the worker, the analyzer, the engine and so the backend) is owned by ``_Resources``, which does
-not reference the widget: it is closed from ``closeEvent``, from the widget's ``destroyed``
-signal (the viewer closing deletes its dock widgets) and when the application quits.
+Lifetime. Everything that must stop when the widget goes (the timer, every connection, the
+jobs, the analyzer, the engine and so the backend) is owned by ``_Resources``: it is closed from
+``closeEvent``, from the widget's ``destroyed`` signal (the viewer closing deletes its dock
+widgets) and when the application quits.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QApplication,
     QComboBox,
@@ -37,11 +37,13 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_lablink._napari.widgets.psf_backends import BackendFactory, default_backends
-from napari_lablink._napari.widgets.psf_beads import BeadSource
-from napari_lablink._napari.widgets.psf_display import BEADS_LAYER, LiveStackDisplay
-from napari_lablink._napari.widgets.psf_form import AcquisitionForm
-from napari_lablink._napari.widgets.psf_table import PSFTable
+from napari_lablink._napari.connections import Connections, close_with
+from napari_lablink._napari.psf.backends import BackendFactory, default_backends
+from napari_lablink._napari.psf.beads import BeadSource
+from napari_lablink._napari.psf.display import BEADS_LAYER, LiveStackDisplay
+from napari_lablink._napari.psf.form import AcquisitionForm
+from napari_lablink._napari.psf.table import PSFTable
+from napari_lablink._napari.workers import Workers
 from napari_lablink.acquisition import (
     AcquisitionEngine,
     BackendInfo,
@@ -65,46 +67,29 @@ PSF_UPDATE_INTERVAL_S = 0.5
 PSF_ANALYSIS_INTERVAL_S = 0.5  # per channel; see acquisition.pacing
 
 
-class _Bridge(QObject):
-    """Signals emitted from the core's threads; Qt queues them to the Qt thread."""
-
-    state_changed = Signal(object, str)  # engine, state
-    run_failed = Signal(object, str)  # engine, message
-    connected = Signal(object, object)  # engine, BackendInfo
-    connect_failed = Signal(object, str)  # engine, message
-    psf_ready = Signal(object)  # PSFResult
-    psf_failed = Signal(str)
-
-
 class _Resources:
-    """Threads, engine and connections of one widget; closing it stops all of them."""
+    """Jobs, engines and connections of one widget; closing it stops all of them."""
 
     def __init__(self) -> None:
-        self.bridge = _Bridge()
         self.analyzer = PSFAnalyzer()
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="lablink-psf-widget")
+        self.workers = Workers(serial=True)
+        self.links = Connections()
+        self.engine_links = Connections()  # to the current engine: undone on a backend switch
         self.engine: AcquisitionEngine | None = None
+        self.retired: set[AcquisitionEngine] = set()  # switched away from, closing in a job
         self.timer: QTimer | None = None
-        self.connections: list[tuple[Any, Callable[..., Any]]] = []
-        self.engine_connections: list[tuple[Any, Callable[..., Any]]] = []
         self.closed = False
 
-    def link(self, signal: Any, slot: Callable[..., Any], *, engine: bool = False) -> None:
-        """Connect and remember, so that ``close`` (or a backend switch) can disconnect."""
-        signal.connect(slot)
-        (self.engine_connections if engine else self.connections).append((signal, slot))
-
-    def unlink(self, signal: Any, slot: Callable[..., Any]) -> None:
-        with contextlib.suppress(RuntimeError, TypeError, ValueError):
-            signal.disconnect(slot)
-        with contextlib.suppress(ValueError):
-            self.connections.remove((signal, slot))
-
-    def unlink_engine(self) -> None:
-        _disconnect_all(self.engine_connections)
-
-    def submit(self, fn: Callable[[], Any]) -> Future:
-        return self.executor.submit(fn)
+    def retire_engine(self) -> None:
+        """Let go of the current engine; a job closes it before the next one connects."""
+        old, self.engine = self.engine, None
+        self.engine_links.clear()
+        self.analyzer.detach()
+        if old is not None:
+            self.retired.add(old)
+            self.workers.start(
+                lambda _task: old.close(), finished=lambda: self.retired.discard(old)
+            )
 
     def close(self, *_: object) -> None:
         """Stop everything and wait for every thread to end. Idempotent, any order of calls."""
@@ -114,20 +99,13 @@ class _Resources:
         if self.timer is not None:
             with contextlib.suppress(RuntimeError):  # already deleted with the widget
                 self.timer.stop()
-        self.unlink_engine()
-        _disconnect_all(self.connections)
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.engine_links.close()
+        self.links.close()
+        self.workers.close(wait=True)
         self.analyzer.close()
-        if self.engine is not None:
-            self.engine.close()
-        self.bridge.deleteLater()
-
-
-def _disconnect_all(connections: list[tuple[Any, Callable[..., Any]]]) -> None:
-    while connections:
-        signal, slot = connections.pop()
-        with contextlib.suppress(RuntimeError, TypeError, ValueError):
-            signal.disconnect(slot)
+        for engine in [*self.retired, self.engine]:
+            if engine is not None:
+                engine.close()
 
 
 class PSFWidget(QWidget):
@@ -175,7 +153,7 @@ class PSFWidget(QWidget):
         self.psf_channel = QComboBox()
         res = self._res
         self.bead_source = BeadSource(
-            viewer, res.link, res.unlink, ignore=lambda layer: layer.name == BEADS_LAYER
+            viewer, res.links.link, res.links.unlink, ignore=lambda layer: layer.name == BEADS_LAYER
         )
         self.table = PSFTable()
         self.csv_button = QPushButton("Export table (CSV)…")
@@ -201,33 +179,27 @@ class PSFWidget(QWidget):
         layout.addWidget(self.table, 1)
         layout.addLayout(exports)
 
-        bridge = res.bridge
-        res.link(self.start_button.clicked, self._on_start)
-        res.link(self.stop_button.clicked, self.stop)
-        res.link(self.snap_button.clicked, self._on_snap)
-        res.link(self.csv_button.clicked, self._on_export_table)
-        res.link(self.tiff_button.clicked, self._on_export_stack)
-        res.link(self.form.backend_changed, self.select_backend)
-        res.link(self.form.scale_changed, self._on_scale_changed)
-        res.link(self.table.bead_selected, self.select_bead)
-        res.link(self.psf_channel.currentIndexChanged, self._on_psf_channel)
-        res.link(self.bead_source.positions_changed, self._on_marked_beads)
-        res.link(bridge.state_changed, self._on_state)
-        res.link(bridge.run_failed, self._on_run_failed)
-        res.link(bridge.connected, self._on_connected)
-        res.link(bridge.connect_failed, self._on_connect_failed)
-        res.link(bridge.psf_ready, self._on_psf)
-        res.link(bridge.psf_failed, self._on_psf_failed)
-        res.link(res.analyzer.result_ready, bridge.psf_ready.emit)
-        res.link(res.analyzer.analysis_failed, bridge.psf_failed.emit)
+        link, on_main = res.links.link, res.workers.on_main
+        link(self.start_button.clicked, self._on_start)
+        link(self.stop_button.clicked, self.stop)
+        link(self.snap_button.clicked, self._on_snap)
+        link(self.csv_button.clicked, self._on_export_table)
+        link(self.tiff_button.clicked, self._on_export_stack)
+        link(self.form.backend_changed, self.select_backend)
+        link(self.form.scale_changed, self._on_scale_changed)
+        link(self.table.bead_selected, self.select_bead)
+        link(self.psf_channel.currentIndexChanged, self._on_psf_channel)
+        link(self.bead_source.positions_changed, self._on_marked_beads)
+        link(res.analyzer.result_ready, on_main(self._on_psf))
+        link(res.analyzer.analysis_failed, on_main(self._on_psf_failed))
         app = QApplication.instance()
         if app is not None:
-            res.link(app.aboutToQuit, res.close)
-        self.destroyed.connect(res.close)  # not tracked: it must outlive close() itself
+            link(app.aboutToQuit, res.close)
+        close_with(self, res)  # not a link: it must outlive close() itself
 
         res.timer = QTimer(self)
         res.timer.setInterval(REDRAW_INTERVAL_MS)
-        res.link(res.timer.timeout, self.refresh_display)
+        link(res.timer.timeout, self.refresh_display)
         res.timer.start()
         self.select_backend(self.form.backend.currentText())
 
@@ -273,12 +245,7 @@ class PSFWidget(QWidget):
         if self.form.backend.currentText() != name:
             self.form.backend.setCurrentText(name)  # re-enters through backend_changed
             return
-        old = res.engine
-        res.unlink_engine()
-        res.analyzer.detach()
-        res.engine = None
-        if old is not None:
-            res.submit(old.close)
+        res.retire_engine()
         self._display.remove_layers()
         self._results.clear()
         try:
@@ -290,14 +257,18 @@ class PSFWidget(QWidget):
         engine = AcquisitionEngine(backend)
         res.engine = engine
         self._paced = PacedStacks(engine, PSF_ANALYSIS_INTERVAL_S)
-        res.link(engine.stack_completed, self._paced.forward, engine=True)
-        bridge = res.bridge
-        res.link(
-            engine.state_changed, lambda s: bridge.state_changed.emit(engine, str(s)), engine=True
-        )
-        res.link(engine.run_failed, lambda m: bridge.run_failed.emit(engine, m), engine=True)
+        link, on_main = res.engine_links.link, res.workers.on_main
+        link(engine.stack_completed, self._paced.forward)
+        link(engine.state_changed, on_main(lambda s: self._on_state(engine, str(s))))
+        link(engine.run_failed, on_main(lambda m: self._on_run_failed(engine, m)))
         self._set_connecting(True, f"connecting to the {name} backend…")
-        res.submit(lambda: self._connect(engine, bridge))
+        res.workers.start(
+            lambda _task: engine.connect(),
+            done=lambda info: self._on_connected(engine, info),
+            failed=lambda exc: self._on_connect_failed(
+                engine, f"Could not connect to the {engine.backend.name} backend: {exc}"
+            ),
+        )
 
     def start(self, n_stacks: int | None = None) -> bool:
         """Acquire stacks until stopped (or ``n_stacks``); False, with a notification, if the
@@ -402,18 +373,6 @@ class PSFWidget(QWidget):
         super().closeEvent(event)
 
     # -- slots ----------------------------------------------------------------------------------
-
-    @staticmethod
-    def _connect(engine: AcquisitionEngine, bridge: _Bridge) -> None:
-        """Runs on the worker thread: the one blocking call, reported back by signal."""
-        try:
-            info = engine.connect()
-        except Exception as exc:
-            bridge.connect_failed.emit(
-                engine, f"Could not connect to the {engine.backend.name} backend: {exc}"
-            )
-        else:
-            bridge.connected.emit(engine, info)
 
     def _on_connected(self, engine: AcquisitionEngine, info: BackendInfo) -> None:
         if engine is not self._res.engine:

@@ -3,16 +3,16 @@ a tracker image, and save the selected channel layers as a MIBItiff to a run (wh
 does for ``viewer.layers.save("mibi+http://HOST/runs/LABEL")``, which napari's file dialog
 cannot be given).
 
-Uploads run in a worker thread (napari's ``thread_worker``) so the viewer stays responsive; the
-result or the error goes to a notification and the status line. Layers are only read: whatever
+Uploads run in a background job (:mod:`.workers`) so the viewer stays responsive; the result or
+the error goes to a notification and the status line. Layers are only read: whatever
 happens, the viewer's layers stay as they are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -25,9 +25,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_lablink._napari.tracker_upload import upload_channel_layer, upload_layers_to_run
-from napari_lablink._napari.widgets.layer_watch import LayerListWatch
-from napari_lablink.client.errors import LablinkError
+from napari_lablink._napari.connections import Connections, close_with, watch_layer_list
+from napari_lablink._napari.upload.tracker import upload_channel_layer, upload_layers_to_run
+from napari_lablink._napari.workers import Workers, describe
 from napari_lablink.client.uri import is_remote_uri, parse_uri
 
 if TYPE_CHECKING:
@@ -45,7 +45,8 @@ class TrackerUploadWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = viewer
-        self._worker: Any = None
+        self._workers = Workers()
+        self._links = Connections()
         self.last_uri: str | None = None
         #: The channel name follows the layer until the user types one of their own.
         self._channel_edited = False
@@ -98,7 +99,8 @@ class TrackerUploadWidget(QWidget):
         self.upload_button.clicked.connect(self.upload)
         self.run_button.clicked.connect(self.upload_to_run)
         self.layer.currentTextChanged.connect(self._layer_chosen)
-        self._layer_watch = LayerListWatch(viewer, self._refresh_layers, selection="active")
+        watch_layer_list(self._links, viewer, self._refresh_layers, selection="active")
+        close_with(self, self._links, self._workers)
         self._refresh_layers()
         self.target.setText(self._default_target())
 
@@ -174,36 +176,22 @@ class TrackerUploadWidget(QWidget):
             [layer.as_layer_data_tuple() for layer in ordered],
         )
 
-    def _start(self, doing: str, done: str, work: Any, *args: Any) -> None:
+    def _start(self, doing: str, done: str, work: Callable[..., str], *args: Any) -> None:
         self.upload_button.setEnabled(False)
         self.run_button.setEnabled(False)
         self.status.setText(doing)
-        self._worker = self._upload_worker(work, *args)
-        self._worker.returned.connect(lambda outcome: self._done(outcome, done))
-        self._worker.finished.connect(self._finished)
-        self._worker.start()
+        self._workers.start(
+            lambda _task: work(*args),
+            done=lambda uri: self._done(uri, done),
+            failed=lambda exc: self._failed(describe(exc)),
+            finished=self._finished,
+        )
 
     def _finished(self) -> None:
         self.upload_button.setEnabled(True)
         self.run_button.setEnabled(True)
 
-    @thread_worker
-    def _upload_worker(self, work: Any, *args: Any):
-        # Failures are returned, not raised: napari relays a worker's exception as an error
-        # notification with a traceback, and the user should get our message instead.
-        try:
-            return work(*args), None
-        except Exception as exc:
-            return None, exc
-
-    def _done(self, outcome: tuple[str | None, Exception | None], done: str) -> None:
-        uri, error = outcome
-        if error is not None:
-            if isinstance(error, LablinkError):
-                self._failed(str(error))
-            else:
-                self._failed(f"unexpected {type(error).__name__}: {error}")
-            return
+    def _done(self, uri: str, done: str) -> None:
         self.last_uri = uri
         message = f"{done} {uri}"
         self.status.setText(message)
@@ -219,8 +207,9 @@ class TrackerUploadWidget(QWidget):
         super().closeEvent(event)
 
     def close_connections(self) -> None:
-        """Disconnect from the viewer's events."""
-        self._layer_watch.close()
+        """Disconnect from the viewer's events; a running upload finishes unseen."""
+        self._links.close()
+        self._workers.close()
 
 
 def _upload_to_run(path: str, layer_data: list[tuple[Any, dict, str]]) -> str:

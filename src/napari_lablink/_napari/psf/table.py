@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
@@ -64,7 +65,8 @@ class PSFTable(QTableWidget):
     def show_result(self, result: PSFResult, selected: int | None = None) -> None:
         """Replace the rows; keeps ``selected`` (a bead index) highlighted without re-emitting."""
         rows: list[tuple[int | None, list[str]]] = []
-        for row in result.rows():
+        # the core's rows are name -> value for CSV and tables alike; here the names are known
+        for row in cast(list[dict[str, Any]], result.rows()):
             ok = row["status"] == "ok"
             cells = [
                 str(row["bead"]),

@@ -14,7 +14,7 @@ from typing import Any
 
 from napari.utils.notifications import show_warning
 
-from napari_lablink._napari.mibitiff_layers import mibi_layers
+from napari_lablink._napari.mibitiff.layers import mibi_layers
 from napari_lablink._napari.writers import write_remote
 from napari_lablink.client.uri import is_remote_uri
 

@@ -1,19 +1,17 @@
 """The "Upload to mikro" dock widget: pick a server, layers, a name and tags; watch it upload.
 
-The upload runs in a worker thread (napari's ``thread_worker``) so the viewer stays responsive;
-progress goes to a napari progress bar, the result or the error to a notification. Layers are
-only read: whatever happens, they stay as they are in the viewer.
+The upload runs in a background job (:mod:`.workers`) so the viewer stays responsive; progress
+goes to a napari progress bar, the result or the error to a notification. Layers are only read:
+whatever happens, they stay as they are in the viewer.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
-from napari.qt.threading import thread_worker
 from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -29,12 +27,13 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_lablink._napari.upload_layers import jobs_from_layer_data
-from napari_lablink._napari.widgets.layer_watch import LayerListWatch
+from napari_lablink._napari.connections import Connections, close_with, watch_layer_list
+from napari_lablink._napari.upload.mikro_layers import UploadJob, jobs_from_layer_data
+from napari_lablink._napari.workers import Task, Workers, describe
 from napari_lablink.client.config import load_profiles
 from napari_lablink.client.connection import as_uploader, shared_connection
 from napari_lablink.client.errors import LablinkError, UploadCancelledError
-from napari_lablink.client.uri import parse_uri
+from napari_lablink.client.uri import RemoteURI, parse_uri
 
 if TYPE_CHECKING:
     import napari
@@ -45,16 +44,13 @@ __all__ = ["UploadWidget"]
 class UploadWidget(QWidget):
     """Uploads the checked Image/Labels layers to a mikro server."""
 
-    #: (blocks done, blocks in all), emitted from the upload thread
-    _progressed = Signal(int, int)
-
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = viewer
-        self._worker: Any = None
+        self._workers = Workers()
+        self._links = Connections()
+        self._task: Task | None = None
         self._bar: napari_progress | None = None
-        self._progressed.connect(self._show_progress)
-        self._cancel = threading.Event()
         self.last_uris: list[str] = []
 
         self.server = QComboBox()
@@ -97,7 +93,8 @@ class UploadWidget(QWidget):
 
         self.upload_button.clicked.connect(self.upload)
         self.cancel_button.clicked.connect(self.cancel)
-        self._layer_watch = LayerListWatch(viewer, self._refresh_layers)
+        watch_layer_list(self._links, viewer, self._refresh_layers)
+        close_with(self, self._links, self._workers)
         self._refresh_layers()
 
     def _default_target(self) -> str:
@@ -157,39 +154,18 @@ class UploadWidget(QWidget):
             return
         tags = [t.strip() for t in self.tags.text().split(",") if t.strip()]
         pyramid = self.pyramid.isChecked() and parsed.kind == "image"
-        self._cancel = threading.Event()
         self._set_running(True)
         self.status.setText(f"Uploading {', '.join(layer.name for layer in layers)}...")
-        self._worker = self._upload_worker(parsed, jobs, tags, pyramid, self._cancel)
-        self._worker.returned.connect(self._done)
-        self._worker.finished.connect(lambda: self._set_running(False))
-        self._worker.start()
-
-    @thread_worker
-    def _upload_worker(self, target, jobs, tags, pyramid, cancel):
-        # Failures are returned, not raised: napari relays a worker's exception as an error
-        # notification with a traceback, and the user should get our message instead.
-        uris: list[str] = []
-        try:
-            server = as_uploader(shared_connection(target))
-            for job in jobs:
-                uris.append(
-                    server.upload(
-                        job.data,
-                        kind=target.kind,
-                        tags=tags,
-                        pyramid=pyramid,
-                        progress=self._progressed.emit,
-                        cancel=cancel,
-                        **job.kwargs(),
-                    )
-                )
-        except Exception as exc:
-            return uris, exc
-        return uris, None
+        self._task = self._workers.start(
+            lambda task: _upload(task, parsed, jobs, tags, pyramid),
+            done=self._done,
+            failed=self._failed,
+            progress=self._show_progress,
+            finished=lambda: self._set_running(False),
+        )
 
     def _show_progress(self, done: int, total: int) -> None:
-        """On the Qt thread (queued from the worker's signal): move the napari progress bar."""
+        """Move the napari progress bar (on the Qt thread, whatever thread reported)."""
         if self._bar is None:
             self._bar = napari_progress(total=total, desc="Upload to mikro")
         self._bar.total = total
@@ -197,8 +173,9 @@ class UploadWidget(QWidget):
         self._bar.refresh()
 
     def cancel(self) -> None:
-        self._cancel.set()
-        self.status.setText("Cancelling...")
+        if self._task is not None and self._task.running:
+            self._task.cancel()
+            self.status.setText("Cancelling...")
 
     def _set_running(self, running: bool) -> None:
         self.upload_button.setEnabled(not running)
@@ -207,11 +184,7 @@ class UploadWidget(QWidget):
             self._bar.close()
             self._bar = None
 
-    def _done(self, outcome: tuple[list[str], Exception | None]) -> None:
-        uris, error = outcome
-        if error is not None:
-            self._failed(error)
-            return
+    def _done(self, uris: list[str]) -> None:
         self.last_uris = uris
         self.status.setText("Uploaded: " + "  ".join(uris))
         QApplication.clipboard().setText("\n".join(uris))
@@ -220,10 +193,8 @@ class UploadWidget(QWidget):
     def _failed(self, exc: Exception) -> None:
         if isinstance(exc, UploadCancelledError):
             message = "Upload cancelled; nothing was registered on the server"
-        elif isinstance(exc, LablinkError):
-            message = f"Upload to mikro failed: {exc}"
         else:
-            message = f"Upload to mikro failed: unexpected {type(exc).__name__}: {exc}"
+            message = f"Upload to mikro failed: {describe(exc)}"
         self.status.setText(message)
         show_error(message)
 
@@ -233,5 +204,25 @@ class UploadWidget(QWidget):
 
     def close_connections(self) -> None:
         """Disconnect from the viewer and stop a running upload (nothing gets registered)."""
-        self._cancel.set()
-        self._layer_watch.close()
+        self._links.close()
+        self._workers.close()
+        self._set_running(False)
+
+
+def _upload(
+    task: Task, target: RemoteURI, jobs: list[UploadJob], tags: list[str], pyramid: bool
+) -> list[str]:
+    """In a worker thread: one upload per job, stopped by the task's cancel."""
+    server = as_uploader(shared_connection(target))
+    return [
+        server.upload(
+            job.data,
+            kind=target.kind,
+            tags=tags,
+            pyramid=pyramid,
+            progress=task.report,
+            cancel=task.cancelled,
+            **job.kwargs(),
+        )
+        for job in jobs
+    ]

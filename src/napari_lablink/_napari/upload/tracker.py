@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from napari.utils.notifications import show_warning
 
-from napari_lablink._napari.mibitiff_layers import mibi_layers
+from napari_lablink._napari.mibitiff.layers import mibi_layers
 from napari_lablink.client.connection import shared_connection
 from napari_lablink.client.errors import ConfigurationError
 from napari_lablink.client.tracker.models import TrackerImage

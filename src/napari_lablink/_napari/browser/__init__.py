@@ -1,0 +1,1 @@
+"""The "Lablink browser" dock widget: server profiles, listings, opening."""

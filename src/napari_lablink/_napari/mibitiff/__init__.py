@@ -1,0 +1,1 @@
+"""Local MIBItiff files: reader, writer and the layers <-> file mapping."""

@@ -1,0 +1,1 @@
+"""Uploads from napari: to mikro servers and to MIBItracker runs and images."""
