@@ -15,6 +15,13 @@ from functools import cache
 
 from graphql import GraphQLSchema, build_schema
 
+from napari_lablink.testing.mikro_roi_schema import (
+    GEN1_ROI_SDL,
+    GEN2_ROI_SDL,
+    install_gen1,
+    install_gen2,
+)
+
 GEN1_SDL = """
 schema {
   query: Query
@@ -297,9 +304,9 @@ type Mutation {
 
 @cache
 def gen1_schema() -> GraphQLSchema:
-    return build_schema(GEN1_SDL)
+    return install_gen1(build_schema(GEN1_SDL + GEN1_ROI_SDL))
 
 
 @cache
 def gen2_schema() -> GraphQLSchema:
-    return build_schema(GEN2_SDL)
+    return install_gen2(build_schema(GEN2_SDL + GEN2_ROI_SDL))

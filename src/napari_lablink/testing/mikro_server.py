@@ -8,6 +8,9 @@ Authentication failures differ per generation, as both are allowed by the protoc
 must handle both: generation 1 answers HTTP 200 with ``{"data": null, "errors": [...]}``,
 generation 2 answers HTTP 401 with ``{"errors": [...]}``. GraphQL errors (unknown fields, unknown
 ids, rejected uploads) are always HTTP 200 with an ``errors`` list.
+
+Subscriptions (the ``rois`` subscription of both generations) are served where the real servers
+serve them: a websocket on the same GraphQL URL (``ws://...``), speaking graphql-transport-ws.
 """
 
 from __future__ import annotations
@@ -43,8 +46,17 @@ from napari_lablink.testing.faults import Faults
 from napari_lablink.testing.mikro_backend import MikroBackend, MikroConfig
 from napari_lablink.testing.mikro_gen1 import Gen1Root
 from napari_lablink.testing.mikro_gen2 import Gen2Root
+from napari_lablink.testing.mikro_rois import (
+    Gen1RoiRoot,
+    Gen2RoiRoot,
+    RoiBook,
+    RootWithRois,
+    gen1_roi,
+    gen2_roi,
+)
 from napari_lablink.testing.mikro_schema import gen1_schema, gen2_schema
 from napari_lablink.testing.mikro_state import MikroError, MikroState
+from napari_lablink.testing.mikro_ws import WebSocketSession, serve_websocket
 from napari_lablink.testing.s3 import S3StandIn
 
 __all__ = ["MikroStandIn", "Operation"]
@@ -92,6 +104,9 @@ class _GraphQLHandler(QuietHandler):
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")
+        if "websocket" in self.headers.get("Upgrade", "").lower():
+            self.server.stand_in._websocket(self, path)
+            return
         if self.server.stand_in._generation(path) is None:
             self.send_bytes(404, b'{"detail": "Not found"}', "application/json")
         else:
@@ -133,7 +148,14 @@ class MikroStandIn(Service):
         self.config = MikroConfig(credential_ttl=credential_ttl, max_upload_bytes=max_upload_bytes)
         self.faults = Faults()
         self._backend = MikroBackend(self.s3, self.config)
-        self._roots = {GEN1: Gen1Root(self._backend), GEN2: Gen2Root(self._backend)}
+        #: ROIs of both generations (and who listens to them live)
+        self.rois = RoiBook(self._backend.state)
+        self._roots = {
+            GEN1: RootWithRois(Gen1Root(self._backend), Gen1RoiRoot(self.rois)),
+            GEN2: RootWithRois(Gen2Root(self._backend), Gen2RoiRoot(self.rois)),
+        }
+        self._websockets: set[WebSocketSession] = set()
+        self._websockets_lock = threading.Lock()
         self._schemas: dict[str, GraphQLSchema] = {GEN1: gen1_schema(), GEN2: gen2_schema()}
         self._operations: list[Operation] = []
         self._root_fields: list[tuple[str, tuple[str, ...], dict[str, Any]]] = []
@@ -192,6 +214,16 @@ class MikroStandIn(Service):
         return self._url(self.gen2_prefix)
 
     @property
+    def gen1_websocket_url(self) -> str:
+        """Subscriptions: the generation-1 GraphQL URL with the ``ws`` scheme."""
+        return "ws" + self.gen1_graphql_url.removeprefix("http")
+
+    @property
+    def gen2_websocket_url(self) -> str:
+        """Subscriptions: the generation-2 GraphQL URL with the ``ws`` scheme."""
+        return "ws" + self.gen2_graphql_url.removeprefix("http")
+
+    @property
     def s3_endpoint(self) -> str:
         return self.s3.endpoint
 
@@ -235,6 +267,14 @@ class MikroStandIn(Service):
     def state(self) -> MikroState:
         """Everything registered (read it to assert what an upload produced)."""
         return self._backend.state
+
+    def drop_websockets(self) -> int:
+        """Cut every open subscription websocket, as a network failure would; returns how many."""
+        with self._websockets_lock:
+            sessions = list(self._websockets)
+        for session in sessions:
+            session.drop()
+        return len(sessions)
 
     def expire_credentials(self) -> int:
         """Revoke every S3 credential handed out so far (S3 then answers ExpiredToken)."""
@@ -314,6 +354,27 @@ class MikroStandIn(Service):
             if path == (f"/{prefix}/graphql" if prefix else "/graphql"):
                 return generation
         return None
+
+    def _websocket(self, handler: _GraphQLHandler, path: str) -> None:
+        generation = self._generation(path)
+        if generation is None:
+            handler.send_bytes(404, b'{"detail": "Not found"}', "application/json")
+            return
+        fault = self.faults.decide("GET", path)
+        if fault in ("drop", "503"):
+            handler.drop_connection()
+            return
+        serve_websocket(
+            handler,
+            generation=generation,
+            schema=self._schemas[generation],
+            root=self._roots[generation],
+            book=self.rois,
+            as_dict=gen1_roi if generation == GEN1 else gen2_roi,
+            authorized=self._authorized,
+            sessions=self._websockets,
+            sessions_lock=self._websockets_lock,
+        )
 
     def _authorized(self, header: str | None) -> bool:
         scheme, _, token = (header or "").partition(" ")
