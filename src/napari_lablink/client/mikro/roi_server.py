@@ -125,7 +125,12 @@ class RoiMethods:
             if found.known or any(r.id for r in found.rois)
             else {}
         )
+        seen: set[str] = set()
         for roi in found.rois:
+            if roi.id is not None and roi.id in seen:  # a copied shape: a new ROI, not a move
+                roi = Roi(roi.kind, roi.vertices, label=roi.label, color=roi.color, tags=roi.tags)
+            if roi.id is not None:
+                seen.add(roi.id)
             try:
                 _, _, note = to_wire(roi)
             except WireError as exc:
