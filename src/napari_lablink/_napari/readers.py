@@ -14,9 +14,10 @@ from typing import Any
 from napari.utils.notifications import show_error
 
 from napari_lablink._napari.layers import layer_data
+from napari_lablink._napari.rois import read_rois
 from napari_lablink.client.connection import open_image
 from napari_lablink.client.errors import LablinkError
-from napari_lablink.client.uri import is_remote_uri
+from napari_lablink.client.uri import is_remote_uri, parse_uri
 
 __all__ = ["get_reader", "read_remote"]
 
@@ -38,7 +39,9 @@ def read_remote(path: str | list[str]) -> list:
     layers: list = []
     for uri in paths:
         try:
-            layers.extend(layer_data(open_image(str(uri))))
+            image = open_image(str(uri))
+            layers.extend(layer_data(image))
+            layers.extend(read_rois(parse_uri(str(uri)), image.name, image.uri))
         except LablinkError as exc:
             show_error(f"Could not open {_shown(uri)}: {exc}")
         except Exception as exc:  # a bug of ours must still not cost the user a traceback dialog

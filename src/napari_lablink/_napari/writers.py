@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from napari_lablink._napari.rois import ROI_LAYER_TYPES, write_rois
 from napari_lablink._napari.upload.mikro_layers import jobs_from_layer_data
 from napari_lablink._napari.upload.tracker import upload_layers_to_run
 from napari_lablink.client.connection import as_uploader, shared_connection
@@ -21,9 +22,12 @@ __all__ = ["write_mikro", "write_remote"]
 
 
 def write_remote(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
-    """Upload layers to the server ``path`` names (mikro, or a MIBItracker run)."""
+    """Upload layers to the server ``path`` names (mikro, or a MIBItracker run); Shapes and
+    Points layers saved to a mikro image (``.../image/ID``) become its ROIs."""
     if parse_uri(path).scheme == "mibi":
         return upload_layers_to_run(path, layer_data)
+    if any(layer_type in ROI_LAYER_TYPES for _, _, layer_type in layer_data):
+        return write_rois(path, layer_data)
     return write_mikro(path, layer_data)
 
 

@@ -19,6 +19,7 @@ from napari_lablink.client.errors import ConfigurationError, ProtocolError
 from napari_lablink.client.mikro.generation import Generation, Listed, UploadRequest
 from napari_lablink.client.mikro.images import Images
 from napari_lablink.client.mikro.representations import Representations
+from napari_lablink.client.mikro.roi_server import RoiMethods
 from napari_lablink.client.mikro.session import MikroSession
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
 from napari_lablink.client.transport import HeaderAuth, Transport
@@ -33,8 +34,9 @@ _ENDPOINT_HINT = (
 )
 
 
-class MikroServer(Server):
-    """A connection to a mikro server (either generation; the URI's kind picks it)."""
+class MikroServer(RoiMethods, Server):
+    """A connection to a mikro server (either generation; the URI's kind picks it), with the
+    ROIs of its images (:class:`RoiMethods`)."""
 
     scheme = "mikro"
 

@@ -15,6 +15,13 @@ from functools import cache
 
 from graphql import GraphQLSchema, build_schema
 
+from napari_lablink.testing.mikro.roi_schema import (
+    GEN1_ROI_SDL,
+    GEN2_ROI_SDL,
+    install_gen1,
+    install_gen2,
+)
+
 GEN1_SDL = """
 schema {
   query: Query
@@ -329,7 +336,7 @@ type Mutation {
 
 @cache
 def gen1_schema() -> GraphQLSchema:
-    return build_schema(GEN1_SDL)
+    return install_gen1(build_schema(GEN1_SDL + GEN1_ROI_SDL))
 
 
 #: The one access-grant field that differs: early-2026 commits name the datalayer, v2.0.0 dropped
@@ -339,4 +346,5 @@ _GRANT_VERSION_FIELDS = {"2.0.0": "region: String!", "early-2026": "datalayer: S
 
 @cache
 def gen2_schema(version: str = "2.0.0") -> GraphQLSchema:
-    return build_schema(GEN2_SDL.replace("GRANT_VERSION_FIELD", _GRANT_VERSION_FIELDS[version]))
+    sdl = GEN2_SDL.replace("GRANT_VERSION_FIELD", _GRANT_VERSION_FIELDS[version])
+    return install_gen2(build_schema(sdl + GEN2_ROI_SDL))

@@ -13,6 +13,9 @@ when the token is not even a JWT) for a wrong one; generation 1 with an HTML 403
 token, while without any token it serves reads (``representation(s)`` and even ``request``)
 anonymously and refuses only mutations. Other GraphQL errors (unknown fields, unknown ids,
 rejected uploads) are always HTTP 200 with an ``errors`` list.
+
+Subscriptions (the ``rois`` subscription of both generations) are served where the real servers
+serve them: a websocket on the same GraphQL URL (``ws://...``), speaking graphql-transport-ws.
 """
 
 from __future__ import annotations
@@ -49,8 +52,17 @@ from napari_lablink.testing.mikro import seed
 from napari_lablink.testing.mikro.backend import MikroBackend, MikroConfig
 from napari_lablink.testing.mikro.gen1 import Gen1Root
 from napari_lablink.testing.mikro.gen2 import VERSIONS, Gen2Root
+from napari_lablink.testing.mikro.rois import (
+    Gen1RoiRoot,
+    Gen2RoiRoot,
+    RoiBook,
+    RootWithRois,
+    gen1_roi,
+    gen2_roi,
+)
 from napari_lablink.testing.mikro.schema import gen1_schema, gen2_schema
 from napari_lablink.testing.mikro.state import MikroError, MikroState
+from napari_lablink.testing.mikro.ws import WebSocketSession, serve_websocket
 from napari_lablink.testing.s3.server import S3StandIn
 
 __all__ = ["GEN2_DEFAULT_PREFIXES", "MikroStandIn", "Operation"]
@@ -112,6 +124,9 @@ class _GraphQLHandler(QuietHandler):
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")
+        if "websocket" in self.headers.get("Upgrade", "").lower():
+            self.server.stand_in._websocket(self, path)
+            return
         if path.endswith("/ht") and self.server.stand_in._generation(path[:-3] + "/graphql"):
             # The health check Arkitekt deployments name as the mikro alias's challenge.
             self.send_bytes(200, b"ok", "text/plain")
@@ -169,7 +184,14 @@ class MikroStandIn(Service):
         self.token_check = token_check
         self._backend = MikroBackend(self.s3, self.config)
         self.gen2_version = gen2_version
-        self._roots = {GEN1: Gen1Root(self._backend), GEN2: Gen2Root(self._backend, gen2_version)}
+        #: ROIs of both generations (and who listens to them live)
+        self.rois = RoiBook(self._backend.state)
+        self._roots = {
+            GEN1: RootWithRois(Gen1Root(self._backend), Gen1RoiRoot(self.rois)),
+            GEN2: RootWithRois(Gen2Root(self._backend, gen2_version), Gen2RoiRoot(self.rois)),
+        }
+        self._websockets: set[WebSocketSession] = set()
+        self._websockets_lock = threading.Lock()
         self._schemas: dict[str, GraphQLSchema] = {
             GEN1: gen1_schema(),
             GEN2: gen2_schema(gen2_version),
@@ -231,6 +253,16 @@ class MikroStandIn(Service):
         return self._url(self.gen2_prefix)
 
     @property
+    def gen1_websocket_url(self) -> str:
+        """Subscriptions: the generation-1 GraphQL URL with the ``ws`` scheme."""
+        return "ws" + self.gen1_graphql_url.removeprefix("http")
+
+    @property
+    def gen2_websocket_url(self) -> str:
+        """Subscriptions: the generation-2 GraphQL URL with the ``ws`` scheme."""
+        return "ws" + self.gen2_graphql_url.removeprefix("http")
+
+    @property
     def s3_endpoint(self) -> str:
         return self.s3.endpoint
 
@@ -274,6 +306,14 @@ class MikroStandIn(Service):
     def state(self) -> MikroState:
         """Everything registered (read it to assert what an upload produced)."""
         return self._backend.state
+
+    def drop_websockets(self) -> int:
+        """Cut every open subscription websocket, as a network failure would; returns how many."""
+        with self._websockets_lock:
+            sessions = list(self._websockets)
+        for session in sessions:
+            session.drop()
+        return len(sessions)
 
     def expire_credentials(self) -> int:
         """Revoke every S3 credential handed out so far (S3 then answers ExpiredToken)."""
@@ -371,6 +411,33 @@ class MikroStandIn(Service):
             return None
         # A JWT is three dot-separated parts; anything else fails on its header already.
         return TOKEN_NOT_DECODED if token.count(".") == 2 else TOKEN_HEADER_NOT_DECODED
+
+    def _websocket(self, handler: _GraphQLHandler, path: str) -> None:
+        generation = self._generation(path)
+        if generation is None:
+            handler.send_bytes(404, b'{"detail": "Not found"}', "application/json")
+            return
+        fault = self.faults.decide("GET", path)
+        if fault in ("drop", "503"):
+            handler.drop_connection()
+            return
+        serve_websocket(
+            handler,
+            generation=generation,
+            schema=self._schemas[generation],
+            root=self._roots[generation],
+            book=self.rois,
+            as_dict=gen1_roi if generation == GEN1 else gen2_roi,
+            authorized=self._authorized,
+            sessions=self._websockets,
+            sessions_lock=self._websockets_lock,
+        )
+
+    def _authorized(self, header: str | None) -> bool:
+        refusal = self._token_refusal(header)
+        if refusal in (TOKEN_NOT_DECODED, TOKEN_HEADER_NOT_DECODED) and self.token_check:
+            refusal = self.token_check(GEN2, header)
+        return refusal is None
 
     def _refusal(
         self, generation: str, header: str | None, document: Any, operation_name: str | None
