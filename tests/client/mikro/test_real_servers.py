@@ -1,0 +1,78 @@
+"""What the real mikro servers answer, and what the client makes of it (stand-ins over HTTP)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import napari_lablink
+from napari_lablink import AuthenticationError
+from napari_lablink.testing.mikro.server import FORBIDDEN_PAGE
+
+RNG = np.random.default_rng(14)
+PLANE = RNG.integers(0, 4000, size=(1, 1, 1, 24, 20), dtype=np.uint16)
+
+
+def url(mikro, kind: str) -> str:
+    return f"mikro+http://{mikro.uri_authority}{'/mikro' if kind == 'image' else ''}"
+
+
+@pytest.fixture(scope="module")
+def objects(mikro) -> dict[str, str]:
+    return {
+        "image": mikro.add_image(PLANE, "faithful gen2"),
+        "representation": mikro.add_representation(PLANE, "faithful gen1"),
+    }
+
+
+def test_generation2_without_a_token_is_an_authentication_error(mikro_clean, objects) -> None:
+    with (
+        napari_lablink.connect(url(mikro_clean, "image"), s3=mikro_clean.s3_endpoint) as server,
+        pytest.raises(AuthenticationError) as info,
+    ):
+        server.get(f"image/{objects['image']}")
+    text = str(info.value)
+    assert "needs a token and got none (No Authorization header)" in text
+    assert f"image {objects['image']}" in text and "LABLINK_TOKEN" in text
+
+
+@pytest.mark.parametrize(
+    ("token", "words"),
+    [("not-a-jwt-at-all", "Error decoding token header"), ("a.b.c", "Error decoding token")],
+)
+def test_generation2_bad_token_is_an_authentication_error(
+    mikro_clean, objects, token, words
+) -> None:
+    with (
+        napari_lablink.connect(
+            url(mikro_clean, "image"), token=token, s3=mikro_clean.s3_endpoint
+        ) as server,
+        pytest.raises(AuthenticationError) as info,
+    ):
+        server.get(f"image/{objects['image']}")
+    assert f"refused the token ({words})" in str(info.value)
+    assert token not in str(info.value)
+
+
+def test_generation1_html_page_is_an_authentication_error(mikro_clean, objects) -> None:
+    assert b"<title>403 Forbidden</title>" in FORBIDDEN_PAGE  # what the stand-in answers
+    with (
+        napari_lablink.connect(
+            url(mikro_clean, "representation"), token="wrong-token-1", s3=mikro_clean.s3_endpoint
+        ) as server,
+        pytest.raises(AuthenticationError) as info,
+    ):
+        server.get(f"representation/{objects['representation']}")
+    text = str(info.value)
+    assert "refused the credentials (HTTP 403)" in text and "<html" not in text
+    assert f"representation {objects['representation']}" in text and "LABLINK_TOKEN" in text
+
+
+def test_generation1_reads_anonymously_but_refuses_anonymous_uploads(mikro_clean, objects) -> None:
+    with napari_lablink.connect(
+        url(mikro_clean, "representation"), s3=mikro_clean.s3_endpoint
+    ) as server:
+        image = server.get(f"representation/{objects['representation']}")
+        np.testing.assert_array_equal(image.levels[0].compute(), PLANE)
+        with pytest.raises(AuthenticationError, match="permission"):
+            server.upload(PLANE[0, 0, 0], name="anonymous", kind="representation")
