@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 import pytest
 
 import napari_lablink
-from napari_lablink import AuthenticationError
+from napari_lablink import AuthenticationError, NotFoundError, ServerUnavailableError
+from napari_lablink.testing import TrackerStandIn
 from napari_lablink.testing.mikro.server import FORBIDDEN_PAGE
 
 RNG = np.random.default_rng(14)
@@ -76,3 +79,42 @@ def test_generation1_reads_anonymously_but_refuses_anonymous_uploads(mikro_clean
         np.testing.assert_array_equal(image.levels[0].compute(), PLANE)
         with pytest.raises(AuthenticationError, match="permission"):
             server.upload(PLANE[0, 0, 0], name="anonymous", kind="representation")
+
+
+def test_dead_s3_endpoint_is_unreachable_even_with_403_in_the_key(mikro_clean) -> None:
+    """Only S3's status and error code mean "refused"; "403" in a key or a timing does not."""
+    rep_id = mikro_clean.add_representation(PLANE, "key with 403")
+    mikro_clean.state.representations[rep_id].store = "zarr/run-403-fov-403.zarr"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with (
+        napari_lablink.connect(url(mikro_clean, "representation"), s3=dead) as server,
+        pytest.raises(ServerUnavailableError) as info,
+    ):
+        server.get(f"representation/{rep_id}")
+    assert "The S3 endpoint could not be reached" in str(info.value)
+    assert dead in str(info.value) and "s3://zarr/run-403-fov-403.zarr" in str(info.value)
+    assert len(mikro_clean.calls("request")) == 1  # the first grant only, no needless renewal
+
+
+@pytest.mark.parametrize("kind", ["representation", "image"])
+def test_an_endpoint_that_is_not_s3_names_both_servers_and_the_object(
+    mikro_clean, objects, kind
+) -> None:
+    """The tracker stand-in answers HTTP (404 pages) but is no S3."""
+    with TrackerStandIn() as tracker:
+        endpoint = tracker.base_url.rstrip("/")
+        with (
+            napari_lablink.connect(
+                url(mikro_clean, kind), token=mikro_clean.token, s3=endpoint
+            ) as server,
+            pytest.raises(NotFoundError) as info,
+        ):
+            server.get(f"{kind}/{objects[kind]}")
+    text = str(info.value)
+    assert f"The S3 endpoint {endpoint} has no zarr data at s3://" in text
+    assert f"server {url(mikro_clean, kind)}, {kind} {objects[kind]}" in text
+    assert "an endpoint that is not S3 answers every object as missing" in text
+    grants = "requestZarrAccess" if kind == "image" else "request"
+    assert len(mikro_clean.calls(grants)) == 1

@@ -20,6 +20,7 @@ from typing import Any
 
 import dask.array as da
 import zarr
+from zarr.errors import NodeNotFoundError
 from zarr.types import AnyArray
 
 from napari_lablink.client.colors import wavelength_to_rgb
@@ -36,6 +37,7 @@ from napari_lablink.client.mikro.datalayer import (
     S3Grant,
     granted,
     lazy_array,
+    missing_data,
     write_failed,
 )
 from napari_lablink.client.mikro.generation import Listed, UploadRequest
@@ -152,7 +154,10 @@ class Images:
             return granted(access, bucket, key, expires_at=expires, server=label, obj=obj)
 
         store = GrantedStore(endpoint, grant)
-        return zarr.open_array(store, mode="r", zarr_format=3)
+        try:
+            return zarr.open_array(store, mode="r", zarr_format=3)
+        except NodeNotFoundError:
+            raise missing_data(store, label, obj) from None
 
     # -- writing --------------------------------------------------------------------------------
 
