@@ -6,6 +6,7 @@ import socket
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import napari_lablink
 from napari_lablink import AuthenticationError, NotFoundError, ServerUnavailableError
@@ -118,3 +119,19 @@ def test_an_endpoint_that_is_not_s3_names_both_servers_and_the_object(
     assert "an endpoint that is not S3 answers every object as missing" in text
     grants = "requestZarrAccess" if kind == "image" else "request"
     assert len(mikro_clean.calls(grants)) == 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float32])
+def test_generation1_uploads_read_back_exactly_with_xarray(mikro_clean, dtype) -> None:
+    """mikro's own clients open representations with xr.open_zarr: zeros must stay zeros."""
+    data = np.zeros((2, 3, 40, 30), dtype=dtype)  # c z y x, whole chunks of zeros included
+    data[1, 1:, 5:25, 3:17] = np.arange(2 * 20 * 14).reshape(2, 20, 14) % 100 + 1
+    with napari_lablink.connect(
+        url(mikro_clean, "representation"), token=mikro_clean.token, s3=mikro_clean.s3_endpoint
+    ) as server:
+        uri = server.upload(data, name="zeros", kind="representation", dims=("c", "z", "y", "x"))
+    rep = mikro_clean.state.representations[napari_lablink.parse_uri(uri).object_id]
+    bucket, key = rep.store.split("/", 1)
+    variable = xr.open_zarr(mikro_clean.s3.zarr_store(bucket, key))["data"]
+    assert variable.dims == ("c", "t", "z", "y", "x") and variable.dtype == dtype
+    np.testing.assert_array_equal(variable.values[:, 0], data)

@@ -146,7 +146,12 @@ class Representations:
                 shape=data.shape,
                 chunks=volume_chunks(data.shape, data.dtype.itemsize),
                 dtype=data.dtype,
-                fill_value=0,
+                # xarray, which mikro's own clients read with, masks a fill value as NaN (and
+                # turns integers into floats); with none, it reads the values as written. Every
+                # chunk is then stored, because old zarr leaves absent chunks without a fill value
+                # uninitialised.
+                fill_value=None,
+                config={"write_empty_chunks": True},
                 attributes={"_ARRAY_DIMENSIONS": list(DIMS)},
             )
             write_blocks(data, array, progress=progress, cancel=cancel)
