@@ -58,12 +58,13 @@ def test_save_channels_as_one_image_and_open_it_back(
         np.testing.assert_allclose(reopened[1].colormap.colors[-1], [0, 1, 0, 1])
 
 
-def test_labels_layer_comes_back_as_labels(make_napari_viewer, mikro_clean, token_env):
+@pytest.mark.parametrize("kind", ["image", "representation"])
+def test_labels_layer_comes_back_as_labels(make_napari_viewer, mikro_clean, token_env, kind):
     viewer = make_napari_viewer()
     labels = np.zeros((30, 40), dtype=np.int32)
     labels[3:9, 5:25] = 4
     viewer.add_labels(labels, name="cells")
-    (uri,) = viewer.layers.save(target(mikro_clean, "representation"), plugin="napari-lablink")
+    (uri,) = viewer.layers.save(target(mikro_clean, kind), plugin="napari-lablink")
     (layer,) = viewer.open(uri, plugin="napari-lablink")
     assert layer._type_string == "labels"
     np.testing.assert_array_equal(np.asarray(layer.data), labels)

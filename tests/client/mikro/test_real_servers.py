@@ -135,3 +135,38 @@ def test_generation1_uploads_read_back_exactly_with_xarray(mikro_clean, dtype) -
     variable = xr.open_zarr(mikro_clean.s3.zarr_store(bucket, key))["data"]
     assert variable.dims == ("c", "t", "z", "y", "x") and variable.dtype == dtype
     np.testing.assert_array_equal(variable.values[:, 0], data)
+
+
+def test_generation2_labels_are_images_with_mask_views(mikro_clean) -> None:
+    labels = np.zeros((1, 1, 1, 600, 520), dtype=np.uint32)
+    labels[..., 50:300, 40:200] = 7
+    labels[..., 400:580, 300:500] = 12
+    with napari_lablink.connect(
+        url(mikro_clean, "image"), token=mikro_clean.token, s3=mikro_clean.s3_endpoint
+    ) as server:
+        uri = server.upload(
+            labels, name="cells", kind="image", dims="ctzyx", labels=True, pyramid=True
+        )
+        image = server.get(uri)
+        plain = server.get(server.upload(labels, name="not labels", kind="image", dims="ctzyx"))
+    *label_levels, plain_call = mikro_clean.calls("fromArrayLike")
+    assert len(label_levels) == len(image.levels) > 1
+    assert all(call["input"]["maskViews"] == [{}] for call in label_levels)
+    assert "maskViews" not in plain_call["input"]
+    assert image.is_labels and not plain.is_labels
+    np.testing.assert_array_equal(image.levels[0].compute(), labels)
+    assert set(np.unique(image.levels[1].compute())) == {0, 7, 12}  # no averaged label values
+    stored = mikro_clean.state.images[napari_lablink.parse_uri(uri).object_id]
+    assert [view.instance for view in stored.mask_views] == [False]
+
+
+@pytest.mark.parametrize("instance", [False, True])
+def test_generation2_images_with_mask_views_open_as_labels(mikro_clean, instance) -> None:
+    seeded = mikro_clean.add_image(PLANE, "seeded labels", labels=True)
+    for view in mikro_clean.state.images[seeded].mask_views:
+        view.instance = instance  # served as instanceMaskViews instead of maskViews
+    with napari_lablink.connect(
+        url(mikro_clean, "image"), token=mikro_clean.token, s3=mikro_clean.s3_endpoint
+    ) as server:
+        assert server.get(f"image/{seeded}").is_labels
+        assert not server.get(f"image/{mikro_clean.add_image(PLANE, 'plain')}").is_labels

@@ -128,6 +128,8 @@ class Images:
                 d: s for d, s in pixel_size.items() if d in dims and full.shape[dims.index(d)] > 1
             },
             channels=_channels(image.get("channelViews") or [], levels[0].shape, dims),
+            # Generation 2 has no "variety": a label image is one that carries mask views.
+            is_labels=bool(image.get("maskViews") or image.get("instanceMaskViews")),
             server_metadata={
                 "id": image.get("id"),
                 "name": image.get("name"),
@@ -392,6 +394,10 @@ def _registration(
         payload["transformationViews"] = [
             {"affineMatrix": [[diagonal[i] if i == j else 0.0 for j in range(4)] for i in range(4)]}
         ]
+    if request.labels:
+        # A mask view without a reference view labels the image itself: what marks a label
+        # image on generation 2 (every pyramid level too, so each opens as labels).
+        payload["maskViews"] = [{}]
     if scale is not None:
         payload["scaleViews"] = [
             {
