@@ -153,3 +153,20 @@ def test_acquire_menu_opens_the_psf_widget(make_napari_viewer):
     open_psf_widget(viewer)
     (name,) = [n for n in viewer.window.dock_widgets if "PSF acquisition" in n]
     viewer.window.dock_widgets[name].shutdown()
+
+
+def test_rgb_layer_uploads_as_colour_and_a_stack_layer_as_planes(
+    make_napari_viewer, mikro_clean, token_env
+):
+    """The layer says what its last axis is, so the colour check never refuses a layer."""
+    viewer = make_napari_viewer()
+    photo = RNG.integers(0, 255, size=(48, 64, 3), dtype=np.uint8)
+    viewer.add_image(photo, name="photo", rgb=True)
+    (uri,) = viewer.layers.save(target(mikro_clean, "representation"), plugin="napari-lablink")
+    (layer,) = viewer.open(uri, plugin="napari-lablink")
+    assert layer.rgb
+    np.testing.assert_array_equal(np.asarray(layer.data), photo)
+    viewer.layers.clear()
+    viewer.add_image(photo, name="stack", rgb=False)  # napari shows 48 planes of 64 x 3
+    (uri,) = viewer.layers.save(target(mikro_clean, "representation"), plugin="napari-lablink")
+    assert __import__("napari_lablink").open_image(uri).shape == (1, 1, 48, 64, 3)

@@ -10,6 +10,7 @@ import xarray as xr
 
 import napari_lablink
 from napari_lablink import AuthenticationError, NotFoundError, ServerUnavailableError
+from napari_lablink.client.errors import AmbiguousArrayError
 from napari_lablink.testing import TrackerStandIn
 from napari_lablink.testing.mikro.server import FORBIDDEN_PAGE
 
@@ -170,3 +171,24 @@ def test_generation2_images_with_mask_views_open_as_labels(mikro_clean, instance
     ) as server:
         assert server.get(f"image/{seeded}").is_labels
         assert not server.get(f"image/{mikro_clean.add_image(PLANE, 'plain')}").is_labels
+
+
+@pytest.mark.parametrize("kind", ["image", "representation"])
+def test_colour_photo_without_rgb_is_refused_before_anything_is_written(mikro_clean, kind) -> None:
+    photo = RNG.integers(0, 255, size=(48, 64, 3), dtype=np.uint8)
+    with napari_lablink.connect(
+        url(mikro_clean, kind), token=mikro_clean.token, s3=mikro_clean.s3_endpoint
+    ) as server:
+        with pytest.raises(AmbiguousArrayError) as info:
+            server.upload(photo, name="photo", kind=kind)
+        assert "would be stored as 48 planes of 64 x 3 pixels" in str(info.value)
+        assert "rgb=True" in str(info.value) and "dims=" in str(info.value)
+        assert mikro_clean.s3.requests.count(method="PUT") == 0
+        assert not mikro_clean.calls("requestZarrUpload") and not mikro_clean.calls("request")
+        with pytest.raises(AmbiguousArrayError, match="the axis named as colour has 2"):
+            server.upload(photo[..., :2], name="two", kind=kind, dims="yxc", rgb=True)
+        colour = server.get(server.upload(photo, name="photo", kind=kind, rgb=True))
+        planes = server.get(server.upload(photo, name="planes", kind=kind, dims="zyx"))
+    np.testing.assert_array_equal(colour.levels[0].compute()[:, 0, 0], photo.transpose(2, 0, 1))
+    assert colour.is_rgb == (kind == "representation")  # generation 2 has no colour flag
+    assert planes.shape == (1, 1, 48, 64, 3)
