@@ -26,8 +26,10 @@ from napari_lablink.client.transport import HeaderAuth, Transport
 from napari_lablink.client.upload import Progress, to_ctzyx
 from napari_lablink.client.uri import RemoteURI
 
-__all__ = ["MikroServer"]
+__all__ = ["NO_S3_ENDPOINT", "MikroServer"]
 
+#: The message of the error for an object whose S3 endpoint nobody configured.
+NO_S3_ENDPOINT = "No S3 endpoint is configured: mikro servers do not say where their data lives"
 _ENDPOINT_HINT = (
     'Add ?s3=<endpoint> to the URI, set LABLINK_S3_ENDPOINT, or put s3 = "<endpoint>" in the '
     "servers.toml table of this server"
@@ -132,7 +134,7 @@ class MikroServer(Server):
         endpoint = uri.option("s3") or self.credentials.s3
         if not endpoint:
             raise ConfigurationError(
-                "No S3 endpoint is configured: mikro servers do not say where their data lives",
+                NO_S3_ENDPOINT,
                 server=self.label,
                 obj=f"{uri.kind} {uri.object_id}" if uri.object_id else f"new {uri.kind}",
                 hint=_ENDPOINT_HINT,
