@@ -48,7 +48,8 @@ def ids(mikro):
     labels = np.zeros((1, 1, 1, 64, 64), dtype=np.uint32)
     labels[0, 0, 0, 10:20, 10:30] = 7
     mask = mikro.add_representation(labels, "nuclei", variety="MASK")
-    return {"rep": rep, "pyramid": pyramid, "mask": mask}
+    mask2 = mikro.add_image(labels, "nuclei gen2", labels=True)  # an image with mask views
+    return {"rep": rep, "pyramid": pyramid, "mask": mask, "mask2": mask2}
 
 
 @pytest.fixture
@@ -111,9 +112,14 @@ def test_open_pyramid_as_multiscale(make_napari_viewer, mikro_clean, ids, token_
     np.testing.assert_allclose(layers[0].scale, (0.5, 0.5))
 
 
-def test_mask_opens_as_labels(make_napari_viewer, mikro_clean, ids, token_env) -> None:
+@pytest.mark.parametrize("generation", [1, 2])
+def test_mask_opens_as_labels(make_napari_viewer, mikro_clean, ids, token_env, generation) -> None:
     viewer = make_napari_viewer()
-    (layer,) = viewer.open(mikro_clean.representation_uri(ids["mask"]), plugin="napari-lablink")
+    if generation == 1:
+        uri = mikro_clean.representation_uri(ids["mask"])
+    else:
+        uri = mikro_clean.image_uri(ids["mask2"])
+    (layer,) = viewer.open(uri, plugin="napari-lablink")
     assert layer._type_string == "labels"
     assert np.asarray(layer.data)[15, 15] == 7
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from napari.utils.notifications import notification_manager
 
+from napari_lablink import ConfigurationError
 from napari_lablink._napari.upload.mikro_widget import UploadWidget
 
 pytestmark = pytest.mark.viewer
@@ -17,7 +18,8 @@ RNG = np.random.default_rng(5)
 def token_env(mikro, monkeypatch):
     monkeypatch.setenv("LABLINK_TOKEN", mikro.token)
     # napari matches writers by file extension: a "?s3=http://127.0.0.1:9000" query would read as
-    # one (".1:9000"), so saving takes the S3 endpoint from the environment or servers.toml.
+    # one (".1:9000"); these tests take the S3 endpoint from the environment (the %2E form of the
+    # query is tested on its own below).
     monkeypatch.setenv("LABLINK_S3_ENDPOINT", mikro.s3_endpoint)
 
 
@@ -58,12 +60,13 @@ def test_save_channels_as_one_image_and_open_it_back(
         np.testing.assert_allclose(reopened[1].colormap.colors[-1], [0, 1, 0, 1])
 
 
-def test_labels_layer_comes_back_as_labels(make_napari_viewer, mikro_clean, token_env):
+@pytest.mark.parametrize("kind", ["image", "representation"])
+def test_labels_layer_comes_back_as_labels(make_napari_viewer, mikro_clean, token_env, kind):
     viewer = make_napari_viewer()
     labels = np.zeros((30, 40), dtype=np.int32)
     labels[3:9, 5:25] = 4
     viewer.add_labels(labels, name="cells")
-    (uri,) = viewer.layers.save(target(mikro_clean, "representation"), plugin="napari-lablink")
+    (uri,) = viewer.layers.save(target(mikro_clean, kind), plugin="napari-lablink")
     (layer,) = viewer.open(uri, plugin="napari-lablink")
     assert layer._type_string == "labels"
     np.testing.assert_array_equal(np.asarray(layer.data), labels)
@@ -152,3 +155,54 @@ def test_acquire_menu_opens_the_psf_widget(make_napari_viewer):
     open_psf_widget(viewer)
     (name,) = [n for n in viewer.window.dock_widgets if "PSF acquisition" in n]
     viewer.window.dock_widgets[name].shutdown()
+
+
+def test_rgb_layer_uploads_as_colour_and_a_stack_layer_as_planes(
+    make_napari_viewer, mikro_clean, token_env
+):
+    """The layer says what its last axis is, so the colour check never refuses a layer."""
+    viewer = make_napari_viewer()
+    photo = RNG.integers(0, 255, size=(48, 64, 3), dtype=np.uint8)
+    viewer.add_image(photo, name="photo", rgb=True)
+    (uri,) = viewer.layers.save(target(mikro_clean, "representation"), plugin="napari-lablink")
+    (layer,) = viewer.open(uri, plugin="napari-lablink")
+    assert layer.rgb
+    np.testing.assert_array_equal(np.asarray(layer.data), photo)
+    viewer.layers.clear()
+    viewer.add_image(photo, name="stack", rgb=False)  # napari shows 48 planes of 64 x 3
+    (uri,) = viewer.layers.save(target(mikro_clean, "representation"), plugin="napari-lablink")
+    assert __import__("napari_lablink").open_image(uri).shape == (1, 1, 48, 64, 3)
+
+
+@pytest.mark.parametrize(("kind", "count"), [("image", 1), ("representation", 2)])
+def test_save_target_with_the_s3_option_in_a_form_napari_accepts(
+    make_napari_viewer, mikro_clean, monkeypatch, kind, count
+):
+    """napari takes a dot after the last '/' for a file extension, and ``?s3=http://127.0.0.1:P``
+    has one; written as %2E the dots are no extension and the URI means the same. (One layer
+    goes through another writer of the plugin than several: napari picks by layer count.)"""
+    monkeypatch.setenv("LABLINK_TOKEN", mikro_clean.token)
+    viewer = make_napari_viewer()
+    data = RNG.integers(0, 4000, size=(count, 30, 20), dtype=np.uint16)
+    for n, plane in enumerate(data):
+        viewer.add_image(plane, name=f"channel {n}")
+    endpoint = mikro_clean.s3_endpoint.replace(".", "%2E")
+    save_to = f"{target(mikro_clean, kind)}?s3={endpoint}"
+    written = viewer.layers.save(save_to, plugin="napari-lablink")
+    assert len(written) == 1 and f"?s3={mikro_clean.s3_endpoint}" in written[0]
+    image = __import__("napari_lablink").open_image(written[0])
+    np.testing.assert_array_equal(image.levels[0].compute()[:, 0, 0], data)
+
+
+def test_save_without_an_s3_endpoint_says_how_to_give_one(
+    make_napari_viewer, mikro_clean, monkeypatch
+):
+    monkeypatch.setenv("LABLINK_TOKEN", mikro_clean.token)
+    viewer = make_napari_viewer()
+    viewer.add_labels(np.ones((8, 8), np.uint8), name="cells")
+    with pytest.raises(ConfigurationError) as info:
+        viewer.layers.save(target(mikro_clean, "image"), plugin="napari-lablink")
+    text = str(info.value)
+    assert "No S3 endpoint is configured" in text
+    assert "write the endpoint's dots as %2E" in text and "?s3=http://127%2E0%2E0%2E1:9000" in text
+    assert "LABLINK_S3_ENDPOINT" in text and "'Default S3 endpoint' setting" in text

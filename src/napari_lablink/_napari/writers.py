@@ -5,6 +5,10 @@ the URIs of what it created (napari reports them as the written paths). npe2 all
 without file extensions per plugin to be found, so :func:`write_remote` dispatches on the scheme:
 ``mikro+http://HOST:PORT/image`` uploads to mikro, ``mibi+http://HOST:PORT/runs/LABEL`` saves the
 layers as a MIBItiff and uploads it to that MIBItracker run.
+
+npe2 picks writers by the file extension it sees after the path's last ``/``: a target such as
+``...image?s3=http://127.0.0.1:9000`` reads as extension ``.1:9000`` and reaches no writer at all.
+Written with ``%2E`` for each dot of the endpoint the target has no extension and means the same.
 """
 
 from __future__ import annotations
@@ -16,9 +20,18 @@ from napari_lablink._napari.upload.mikro_layers import jobs_from_layer_data
 from napari_lablink._napari.upload.tracker import upload_layers_to_run
 from napari_lablink.client.connection import as_uploader, shared_connection
 from napari_lablink.client.errors import ConfigurationError
+from napari_lablink.client.mikro.server import NO_S3_ENDPOINT
 from napari_lablink.client.uri import parse_uri
 
 __all__ = ["write_mikro", "write_remote"]
+
+_SAVE_ENDPOINT_HINT = (
+    "napari takes a dot after the last '/' of a save target for a file extension, so write "
+    "the endpoint's dots as %2E (for example "
+    "mikro+http://HOST:PORT/image?s3=http://127%2E0%2E0%2E1:9000), or set it once: "
+    "LABLINK_S3_ENDPOINT, s3 = '...' in servers.toml, or the plugin's 'Default S3 endpoint' "
+    "setting"
+)
 
 
 def write_remote(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
@@ -40,7 +53,15 @@ def write_mikro(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]
             "the server assigns it)",
         )
     server = as_uploader(shared_connection(target))
-    return [
-        server.upload(job.data, kind=target.kind, **job.kwargs())
-        for job in jobs_from_layer_data(layer_data, path)
-    ]
+    try:
+        return [
+            server.upload(job.data, kind=target.kind, **job.kwargs())
+            for job in jobs_from_layer_data(layer_data, path)
+        ]
+    except ConfigurationError as exc:
+        if exc.message != NO_S3_ENDPOINT:
+            raise
+        # The core's advice ("add ?s3=...") fails here: napari would not call this writer.
+        raise ConfigurationError(
+            exc.message, server=exc.server, obj=exc.obj, hint=_SAVE_ENDPOINT_HINT
+        ) from None

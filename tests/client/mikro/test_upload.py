@@ -92,8 +92,7 @@ def test_labels_upload_as_mask(mikro_clean, kind) -> None:
     with connect(mikro_clean, kind) as server:
         uri = server.upload(labels, name="cells", kind=kind, labels=True, pyramid=kind == "image")
         image = server.get(uri)
-    if kind == "representation":
-        assert image.is_labels
+    assert image.is_labels
     np.testing.assert_array_equal(image.data.values[0, 0, 0], labels)
 
 

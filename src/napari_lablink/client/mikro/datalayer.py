@@ -26,19 +26,30 @@ from zarr.abc.store import ByteRequest
 from zarr.storage import ObjectStore, WrapperStore
 from zarr.types import AnyArray
 
-from napari_lablink.client.errors import AuthenticationError, ServerUnavailableError, UploadError
+from napari_lablink.client.errors import (
+    AuthenticationError,
+    NotFoundError,
+    ServerUnavailableError,
+    UploadError,
+)
 from napari_lablink.client.lazy import ChunkIndex, ReadAhead, chunked_array
 
 if TYPE_CHECKING:
     from zarr.core.buffer import Buffer, BufferPrototype
 
-__all__ = ["GrantedStore", "S3Grant", "granted", "lazy_array", "write_failed"]
+__all__ = ["GrantedStore", "S3Grant", "granted", "lazy_array", "missing_data", "write_failed"]
 
 T = TypeVar("T")
 
 #: Ask for a new grant this many seconds before the old one expires.
 _EXPIRY_MARGIN = 30.0
-_S3_AUTH_CODES = ("ExpiredToken", "InvalidAccessKeyId", "InvalidToken", "AccessDenied", "403")
+#: S3 error codes that mean "these credentials are no good" (S3 sends ExpiredToken with a 400).
+_S3_AUTH_CODES = frozenset(
+    {"ExpiredToken", "InvalidAccessKeyId", "InvalidToken", "AccessDenied", "SignatureDoesNotMatch"}
+)
+#: Where obstore's messages put the HTTP status and the S3 error code of a refused request.
+_STATUS = re.compile(r"status code: (\d{3})\b|\bstatus: (\d{3}),")
+_S3_CODE = re.compile(r"<Code>(\w+)</Code>")
 
 
 @dataclass(frozen=True)
@@ -116,10 +127,35 @@ def write_failed(
     )
 
 
+def missing_data(store: GrantedStore, server: str, obj: str) -> NotFoundError:
+    """The user's message for zarr data that is not where the mikro ``server`` says it is.
+
+    A real S3 answers 404 for an object it lacks, and so does any web server that is not S3 at
+    all; the second is the likelier cause, and zarr's own error names neither server nor object.
+    """
+    return NotFoundError(
+        f"The S3 endpoint {store.endpoint} has no zarr data at "
+        f"s3://{store.grant.bucket}/{store.grant.key}",
+        server=server,
+        obj=obj,
+        hint="Check that the S3 endpoint (?s3=, LABLINK_S3_ENDPOINT or servers.toml) is the "
+        "storage of this mikro server; an endpoint that is not S3 answers every object as missing",
+    )
+
+
 def _is_auth_failure(exc: BaseException) -> bool:
+    """Whether S3 refused the credentials, judged by the status and S3 error code it answered.
+
+    Only those: the rest of obstore's text holds the object key and timings, where "403" or a
+    code's name may appear by chance, and a needless new grant would hide the real failure.
+    """
     if isinstance(exc, obx.PermissionDeniedError | obx.UnauthenticatedError):
         return True
-    return isinstance(exc, obx.GenericError) and any(c in str(exc) for c in _S3_AUTH_CODES)
+    if not isinstance(exc, obx.GenericError):
+        return False
+    text = str(exc)
+    statuses = {a or b for a, b in _STATUS.findall(text)}
+    return bool(statuses & {"401", "403"}) or bool(set(_S3_CODE.findall(text)) & _S3_AUTH_CODES)
 
 
 class GrantedStore(WrapperStore[ObjectStore[S3Store]]):

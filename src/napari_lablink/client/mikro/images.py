@@ -20,6 +20,7 @@ from typing import Any
 
 import dask.array as da
 import zarr
+from zarr.errors import NodeNotFoundError
 from zarr.types import AnyArray
 
 from napari_lablink.client.colors import wavelength_to_rgb
@@ -36,6 +37,7 @@ from napari_lablink.client.mikro.datalayer import (
     S3Grant,
     granted,
     lazy_array,
+    missing_data,
     write_failed,
 )
 from napari_lablink.client.mikro.generation import Listed, UploadRequest
@@ -126,6 +128,8 @@ class Images:
                 d: s for d, s in pixel_size.items() if d in dims and full.shape[dims.index(d)] > 1
             },
             channels=_channels(image.get("channelViews") or [], levels[0].shape, dims),
+            # Generation 2 has no "variety": a label image is one that carries mask views.
+            is_labels=bool(image.get("maskViews") or image.get("instanceMaskViews")),
             server_metadata={
                 "id": image.get("id"),
                 "name": image.get("name"),
@@ -152,7 +156,10 @@ class Images:
             return granted(access, bucket, key, expires_at=expires, server=label, obj=obj)
 
         store = GrantedStore(endpoint, grant)
-        return zarr.open_array(store, mode="r", zarr_format=3)
+        try:
+            return zarr.open_array(store, mode="r", zarr_format=3)
+        except NodeNotFoundError:
+            raise missing_data(store, label, obj) from None
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -387,6 +394,10 @@ def _registration(
         payload["transformationViews"] = [
             {"affineMatrix": [[diagonal[i] if i == j else 0.0 for j in range(4)] for i in range(4)]}
         ]
+    if request.labels:
+        # A mask view without a reference view labels the image itself: what marks a label
+        # image on generation 2 (every pyramid level too, so each opens as labels).
+        payload["maskViews"] = [{}]
     if scale is not None:
         payload["scaleViews"] = [
             {

@@ -46,6 +46,8 @@ query GetImage($id: ID!) {
     derivedScaleViews {
       id scaleX scaleY scaleZ scaleT scaleC image { id store { id shape chunks dtype } }
     }
+    maskViews { id }
+    instanceMaskViews { id }
   }
 }"""
 

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import zarr
+from zarr.errors import NodeNotFoundError
 
 from napari_lablink.client.browse import split_tags
 from napari_lablink.client.colors import parse_color
@@ -24,6 +25,7 @@ from napari_lablink.client.mikro.datalayer import (
     S3Grant,
     granted,
     lazy_array,
+    missing_data,
     write_failed,
 )
 from napari_lablink.client.mikro.generation import Listed, UploadRequest
@@ -83,8 +85,11 @@ class Representations:
             return granted(answer, bucket, key, server=label, obj=obj)
 
         store = GrantedStore(endpoint, grant)
-        group = zarr.open_group(store, mode="r", zarr_format=2, use_consolidated=True)
-        array = group["data"]
+        try:
+            group = zarr.open_group(store, mode="r", zarr_format=2, use_consolidated=True)
+        except NodeNotFoundError:
+            raise missing_data(store, label, obj) from None
+        array = group.get("data")
         if not isinstance(array, zarr.Array):
             raise ProtocolError("The Dataset's 'data' is not an array", server=label, obj=obj)
         named = array.attrs.get("_ARRAY_DIMENSIONS")
@@ -141,7 +146,12 @@ class Representations:
                 shape=data.shape,
                 chunks=volume_chunks(data.shape, data.dtype.itemsize),
                 dtype=data.dtype,
-                fill_value=0,
+                # xarray, which mikro's own clients read with, masks a fill value as NaN (and
+                # turns integers into floats); with none, it reads the values as written. Every
+                # chunk is then stored, because old zarr leaves absent chunks without a fill value
+                # uninitialised.
+                fill_value=None,
+                config={"write_empty_chunks": True},
                 attributes={"_ARRAY_DIMENSIONS": list(DIMS)},
             )
             write_blocks(data, array, progress=progress, cancel=cancel)

@@ -12,10 +12,11 @@ from dataclasses import replace
 
 import httpx
 
+from napari_lablink.client.arrays import COLOUR_SAMPLES, check_upload_array
 from napari_lablink.client.browse import Entry
 from napari_lablink.client.config import Credentials
 from napari_lablink.client.connection import Server
-from napari_lablink.client.errors import ConfigurationError, ProtocolError
+from napari_lablink.client.errors import AmbiguousArrayError, ConfigurationError, ProtocolError
 from napari_lablink.client.mikro.generation import Generation, Listed, UploadRequest
 from napari_lablink.client.mikro.images import Images
 from napari_lablink.client.mikro.representations import Representations
@@ -26,8 +27,10 @@ from napari_lablink.client.transport import HeaderAuth, Transport
 from napari_lablink.client.upload import Progress, to_ctzyx
 from napari_lablink.client.uri import RemoteURI
 
-__all__ = ["MikroServer"]
+__all__ = ["NO_S3_ENDPOINT", "MikroServer"]
 
+#: The message of the error for an object whose S3 endpoint nobody configured.
+NO_S3_ENDPOINT = "No S3 endpoint is configured: mikro servers do not say where their data lives"
 _ENDPOINT_HINT = (
     'Add ?s3=<endpoint> to the URI, set LABLINK_S3_ENDPOINT, or put s3 = "<endpoint>" in the '
     "servers.toml table of this server"
@@ -133,7 +136,7 @@ class MikroServer(RoiMethods, Server):
         endpoint = uri.option("s3") or self.credentials.s3
         if not endpoint:
             raise ConfigurationError(
-                "No S3 endpoint is configured: mikro servers do not say where their data lives",
+                NO_S3_ENDPOINT,
                 server=self.label,
                 obj=f"{uri.kind} {uri.object_id}" if uri.object_id else f"new {uri.kind}",
                 hint=_ENDPOINT_HINT,
@@ -175,7 +178,19 @@ class MikroServer(RoiMethods, Server):
             options=tuple({**self.options, **({"s3": s3} if s3 else {})}.items()),
         )
         endpoint = self._s3_endpoint(target)
+        # Both generations store whatever they get: a colour photo taken as planes would be lost.
+        names = dims if dims is not None else getattr(data, "dims", None)  # an xarray's own
+        shape = getattr(data, "shape", None)
+        if shape is not None:
+            check_upload_array(shape, dims=names, rgb=rgb and names is None)
         array = to_ctzyx(data, dims, rgb=rgb)
+        if rgb and array.shape[0] not in COLOUR_SAMPLES:
+            raise AmbiguousArrayError(
+                f"rgb=True needs 3 or 4 colour samples; the axis named as colour has "
+                f"{array.shape[0]}",
+                server=self.label,
+                obj=f"new {kind} {name!r}",
+            )
         described = [c if isinstance(c, Channel) else Channel(name=str(c)) for c in channels]
         if described and len(described) != array.shape[0]:
             raise ConfigurationError(

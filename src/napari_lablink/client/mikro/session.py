@@ -19,7 +19,9 @@ from napari_lablink.client.transport import Transport
 
 __all__ = ["MikroSession"]
 
-_AUTH_WORDS = ("token", "authenticat", "permission", "unauthori", "credential", "not allowed")
+#: Words of the real servers' refusals: generation 2 says "No Authorization header" without a token
+#: and "Error decoding token" for a bad one; generation 1 refuses anonymous mutations "permission".
+_AUTH_WORDS = ("token", "authenticat", "authoriz", "permission", "credential", "not allowed")
 _MISSING_WORDS = ("does not exist", "not found", "no representation", "no image", "matching query")
 _UNKNOWN_WORDS = ("cannot query field", "unknown argument", "unknown field")
 
@@ -84,6 +86,10 @@ class MikroSession:
         ]
         said = self.scrub("; ".join(messages))[:300]
         lowered = said.lower()
+        if "no authorization header" in lowered:
+            return AuthenticationError(
+                f"The server needs a token and got none ({said})", server=self.label, obj=obj
+            )
         if any(w in lowered for w in _AUTH_WORDS):
             return AuthenticationError(
                 f"The server refused the token ({said})", server=self.label, obj=obj
