@@ -150,7 +150,7 @@ def test_a_short_wait_leaves_the_approval_running(
 ) -> None:
     """As in napari: the caller blocks briefly, is told the code and URL, approval goes on."""
     seen: list[ApprovalPrompt] = []
-    deployments.policy = ApprovalPolicy(prompt=seen.append, wait=0.3)
+    before, deployments.policy = deployments.policy, ApprovalPolicy(prompt=seen.append, wait=0.3)
     try:
         uri = f"mikro+{deployment.url}/image/{seeded['cells_gen2']}"
         with pytest.raises(LoginRequiredError) as waiting:
@@ -167,19 +167,19 @@ def test_a_short_wait_leaves_the_approval_running(
                 assert prompt.code in str(still)  # the same approval, not a new one
         assert image.shape == (3, 1, 16, 256, 256) and len(seen) == 1
     finally:
-        deployments.policy = ApprovalPolicy()
+        deployments.policy = before
 
 
 def test_without_a_way_to_ask_the_user_login_comes_first(
     deployment: ArkitektStandIn, seeded: dict[str, str]
 ) -> None:
-    deployments.policy = ApprovalPolicy(prompt=None)
+    before, deployments.policy = deployments.policy, ApprovalPolicy(prompt=None)
     try:
         with pytest.raises(LoginRequiredError, match="napari-lablink login HOST"):
             open_image(f"mikro+{deployment.url}/image/{seeded['cells_gen2']}")
         assert deployment.pending_codes() == []  # nothing was registered
     finally:
-        deployments.policy = ApprovalPolicy()
+        deployments.policy = before
 
 
 def test_no_secret_reaches_logs_messages_or_metadata(

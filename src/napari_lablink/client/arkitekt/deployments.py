@@ -70,7 +70,7 @@ def open_in_browser(url: str) -> bool:
         return False
 
 
-def console_prompt(prompt: ApprovalPrompt) -> None:
+def console_prompt(prompt: ApprovalPrompt, *, browser: bool = True) -> None:
     """Ask in the terminal (stderr, so piped output stays clean) and open a browser if any."""
     print(
         f"napari-lablink needs your approval at {prompt.deployment}.\n"
@@ -78,7 +78,8 @@ def console_prompt(prompt: ApprovalPrompt) -> None:
         file=sys.stderr,
         flush=True,
     )
-    open_in_browser(prompt.url)
+    if browser:
+        open_in_browser(prompt.url)
 
 
 @dataclass(frozen=True)
