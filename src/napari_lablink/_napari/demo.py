@@ -4,9 +4,10 @@ One process on 127.0.0.1: the stand-in mikro servers (both generations, S3 behin
 two stand-in Arkitekt deployments that approve at once (the demo logs in to them as a user would:
 code, approval, granted services), the stand-in MIBItracker with demo data, the simulated
 microscope, and napari showing a 3-D mikro image, a mikro pyramid (hidden: a far larger field
-of view), the channels of a tracker image, the PSF widget acquiring, and the browser connected to every demo server. With ``screenshot``
-the demo waits until all of it has loaded and the PSF table has numbers, saves the window and
-exits, which is how CI and headless machines check the main job.
+of view), the channels of a tracker image, the PSF widget acquiring, and the browser connected
+to every demo server. With ``screenshot`` the demo waits until all of it has loaded and the PSF
+table has numbers, saves the window and exits, which is how CI and headless machines check the
+main job.
 """
 
 from __future__ import annotations
