@@ -99,6 +99,7 @@ def _start_lab(stack: ExitStack) -> tuple[Any, dict[str, str]]:
     from napari_lablink.client.arkitekt.deployments import console_prompt, deployments
     from napari_lablink.testing import MikroStandIn
     from napari_lablink.testing.arkitekt import ArkitektStandIn, JWTVerifier, SigningKey
+    from napari_lablink.testing.arkitekt.deployment import Shape
     from napari_lablink.testing.arkitekt.tokens import GEN1_REQUIRED_CLAIMS
 
     key = SigningKey()
@@ -108,7 +109,8 @@ def _start_lab(stack: ExitStack) -> tuple[Any, dict[str, str]]:
         MikroStandIn(token_check=lambda g, header: (gen2 if g == "gen2" else gen1).problem(header))
     )
     lab = {}
-    for shape, prefix in (("G2b", "/mikro"), ("G1", "")):
+    shapes: tuple[tuple[Shape, str], ...] = (("G2b", "/mikro"), ("G1", ""))
+    for shape, prefix in shapes:
         lok = stack.enter_context(
             ArkitektStandIn(
                 shape=shape,
