@@ -108,7 +108,7 @@ def _start_lab(stack: ExitStack) -> tuple[Any, dict[str, str]]:
     mikro = stack.enter_context(
         MikroStandIn(token_check=lambda g, header: (gen2 if g == "gen2" else gen1).problem(header))
     )
-    lab = {}
+    lab: dict[str, str] = {}
     shapes: tuple[tuple[Shape, str], ...] = (("G2b", "/mikro"), ("G1", ""))
     for shape, prefix in shapes:
         lok = stack.enter_context(
