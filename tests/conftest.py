@@ -32,7 +32,12 @@ def _isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
         monkeypatch.delenv(name, raising=False)
     config = tmp_path_factory.mktemp("config") / "servers.toml"
     monkeypatch.setenv("LABLINK_CONFIG", str(config))
-    return config
+    monkeypatch.setenv("LABLINK_NO_BROWSER", "1")  # an approval never opens a real browser
+    monkeypatch.delenv("LABLINK_FAKTS_TOKEN", raising=False)
+    yield config
+    from napari_lablink.client.arkitekt import deployments
+
+    deployments.reset()  # logins of one test's stand-ins are not another test's
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,8 @@ CORES = ("client", "acquisition", "formats")
 GUI = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "superqt", "magicgui", "vispy")
 #: What the stand-ins must not share with the client: a shared mistake would hide itself.
 NOT_FOR_STAND_INS = ("client", "profiles", "formats", "uri", "config")
+#: Client subpackages the protocols share (logging in to an Arkitekt deployment): no protocol.
+SHARED_PACKAGES = ("arkitekt",)
 
 
 def _within(module: str, prefixes: tuple[str, ...]) -> bool:
@@ -71,13 +73,22 @@ def cycle_violations(graph: Graph) -> list[str]:
 
 
 def protocol_packages(graph: Graph, root: str = ROOT) -> list[str]:
-    """Every subpackage of the client: one per protocol, whatever its name."""
+    """Every subpackage of the client but the shared ones: one per protocol, whatever its name."""
     client = f"{root}.client"
     return [
         m
         for m in graph.under(client)
-        if m.count(".") == client.count(".") + 1 and graph.modules[m].name == "__init__.py"
+        if m.count(".") == client.count(".") + 1
+        and graph.modules[m].name == "__init__.py"
+        and m.rpartition(".")[2] not in SHARED_PACKAGES
     ]
+
+
+def shared_package_violations(graph: Graph, root: str = ROOT) -> list[str]:
+    """Shared packages serve the protocols, so they import none (directly or through others)."""
+    protocols = tuple(protocol_packages(graph, root))
+    shared = [m for name in SHARED_PACKAGES for m in graph.under(f"{root}.client.{name}")]
+    return _chain_rule(graph, shared, lambda m: _within(m, protocols))
 
 
 def protocol_violations(graph: Graph, root: str = ROOT) -> list[str]:
@@ -142,6 +153,10 @@ def test_no_import_cycle_under_src(graph: Graph) -> None:
 
 def test_protocol_packages_never_import_each_other(graph: Graph) -> None:
     assert protocol_violations(graph) == [], "\n".join(protocol_violations(graph))
+
+
+def test_shared_packages_import_no_protocol(graph: Graph) -> None:
+    assert shared_package_violations(graph) == [], "\n".join(shared_package_violations(graph))
 
 
 def test_stand_ins_never_import_the_client(graph: Graph) -> None:

@@ -1,4 +1,4 @@
-"""``napari-lablink``: run the stand-in servers and the demo.
+"""``napari-lablink``: run the stand-in servers and the demo, log in to Arkitekt deployments.
 
 Subcommands import what they need when they run, so ``napari-lablink --help`` stays instant.
 """
@@ -32,10 +32,44 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(screenshot=args.screenshot)
 
 
+def _login(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from napari_lablink.client.arkitekt.deployments import console_prompt, deployments
+    from napari_lablink.client.errors import LablinkError
+
+    try:
+        session = deployments.login(
+            args.host, prompt=partial(console_prompt, browser=not args.no_browser)
+        )
+    except LablinkError as error:
+        print(f"napari-lablink login: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("napari-lablink login: cancelled", file=sys.stderr)
+        return 130
+    configuration = session.configuration
+    print(f"Logged in to {configuration.deployment_name} ({session.endpoint.label}).")
+    for key, service in configuration.services.items():
+        print(f"  {key}: {service.url}")
+    session.close()
+    return 0
+
+
+def _logout(args: argparse.Namespace) -> int:
+    from napari_lablink.client.arkitekt.deployments import deployments
+
+    if deployments.logout(args.host):
+        print(f"Logged out of {args.host}.")
+        return 0
+    print(f"napari-lablink logout: no login is stored for {args.host}", file=sys.stderr)
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-lablink",
-        description="Stand-in lab servers and the napari-lablink demo.",
+        description="Stand-in lab servers, the napari-lablink demo, Arkitekt logins.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -65,6 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait until everything has loaded, save a screenshot of the window and exit",
     )
     demo.set_defaults(run=_demo)
+
+    login = commands.add_parser(
+        "login",
+        help="register napari-lablink with an Arkitekt deployment (approve it in a browser)",
+    )
+    login.add_argument("host", help="the deployment: lab.example.org or http://HOST:PORT")
+    login.add_argument(
+        "--no-browser", action="store_true", help="print the approval URL, do not open it"
+    )
+    login.set_defaults(run=_login)
+    logout = commands.add_parser(
+        "logout", help="forget the login of an Arkitekt deployment (stored tokens included)"
+    )
+    logout.add_argument("host", help="the deployment, as given to login")
+    logout.set_defaults(run=_logout)
     return parser
 
 

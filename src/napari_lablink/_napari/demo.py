@@ -1,11 +1,13 @@
 """``napari-lablink demo``: every part of napari-lablink against stand-ins, in one napari window.
 
-One process on 127.0.0.1: the stand-in mikro servers (both generations, S3 behind moto) and the
-stand-in MIBItracker with demo data, the simulated microscope, and napari showing a 3-D mikro
-image, a mikro pyramid (hidden: a far larger field of view), the channels of a tracker image,
-the PSF widget acquiring, and the browser connected to every demo server. With ``screenshot``
-the demo waits until all of it has loaded and the PSF table has numbers, saves the window and
-exits, which is how CI and headless machines check the main job.
+One process on 127.0.0.1: the stand-in mikro servers (both generations, S3 behind moto) behind
+two stand-in Arkitekt deployments that approve at once (the demo logs in to them as a user would:
+code, approval, granted services), the stand-in MIBItracker with demo data, the simulated
+microscope, and napari showing a 3-D mikro image, a mikro pyramid (hidden: a far larger field
+of view), the channels of a tracker image, the PSF widget acquiring, and the browser connected
+to every demo server. With ``screenshot`` the demo waits until all of it has loaded and the PSF
+table has numbers, saves the window and exits, which is how CI and headless machines check the
+main job.
 """
 
 from __future__ import annotations
@@ -58,41 +60,75 @@ def run_demo(screenshot: str | None = None) -> int:
 
 def _start_servers(stack: ExitStack) -> dict[str, Any]:
     from napari_lablink.profiles import Profile, ProfileStore
-    from napari_lablink.testing import MikroStandIn, TrackerStandIn
+    from napari_lablink.testing import TrackerStandIn
 
-    mikro = stack.enter_context(MikroStandIn())
+    # The demo's own servers go where a user's would: a servers.toml of its own (never the
+    # user's), with the secrets in that file rather than in the user's keyring; its Arkitekt
+    # logins are kept beside it.
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lablink-demo-")))
+    os.environ["LABLINK_CONFIG"] = str(folder / "servers.toml")
+    mikro, lab = _start_lab(stack)
     tracker = stack.enter_context(TrackerStandIn())
     mikro_ids = mikro.seed_demo()
     tracker_demo = tracker.seed_demo(size=512, fovs=3)
-    # The demo's own servers go where a user's would: a servers.toml of its own (never the
-    # user's), with the secrets in that file rather than in the user's keyring.
-    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lablink-demo-")))
-    os.environ["LABLINK_CONFIG"] = str(folder / "servers.toml")
     store = ProfileStore(secrets=None)
-    authority = f"http://{mikro.uri_authority}"
-    store.save(
-        Profile(
-            name="mikro (images)", kind="mikro", url=f"{authority}/mikro", s3=mikro.s3_endpoint
-        ),
-        token=mikro.token,
-    )
-    store.save(
-        Profile(name="mikro (representations)", kind="mikro", url=authority, s3=mikro.s3_endpoint)
-    )
+    store.save(Profile(name="mikro (images)", kind="mikro", url=lab["G2b"]))
+    store.save(Profile(name="mikro (representations)", kind="mikro", url=lab["G1"]))
     store.save(
         Profile(name="MIBItracker", kind="mibi", url=tracker.base_url, email=tracker.email),
         password=tracker.password,
     )
     first_image = tracker_demo["images"][0]["id"]
+    gen1, gen2 = f"mikro+{lab['G1']}", f"mikro+{lab['G2b']}"
     uris = {
-        "Cells 3D (mikro, generation 1)": mikro.representation_uri(mikro_ids["cells_gen1"]),
-        "Nuclei labels (mikro, generation 1)": mikro.representation_uri(
-            mikro_ids["nuclei_labels_gen1"]
+        "Cells 3D (mikro, generation 1)": f"{gen1}/representation/{mikro_ids['cells_gen1']}",
+        "Nuclei labels (mikro, generation 1)": (
+            f"{gen1}/representation/{mikro_ids['nuclei_labels_gen1']}"
         ),
-        "Tissue pyramid (mikro, generation 2)": mikro.image_uri(mikro_ids["tissue_pyramid"]),
+        "Tissue pyramid (mikro, generation 2)": f"{gen2}/image/{mikro_ids['tissue_pyramid']}",
         "Tonsil FOV1 (MIBItracker)": f"mibi+{tracker.base_url}/images/{first_image}",
     }
     return {"store": store, "uris": uris}
+
+
+def _start_lab(stack: ExitStack) -> tuple[Any, dict[str, str]]:
+    """mikro behind two Arkitekt deployments (generation 2 and 1) that approve at once, and the
+    login to both, shown in the terminal as a user would see it."""
+    from functools import partial
+
+    from napari_lablink.client.arkitekt.deployments import console_prompt, deployments
+    from napari_lablink.testing import MikroStandIn
+    from napari_lablink.testing.arkitekt import ArkitektStandIn, JWTVerifier, SigningKey
+    from napari_lablink.testing.arkitekt.deployment import Shape
+    from napari_lablink.testing.arkitekt.tokens import GEN1_REQUIRED_CLAIMS
+
+    key = SigningKey()
+    gen2 = JWTVerifier({key.kid: key.public_key})
+    gen1 = JWTVerifier(keyless=key.public_key, required_claims=GEN1_REQUIRED_CLAIMS)
+    mikro = stack.enter_context(
+        MikroStandIn(token_check=lambda g, header: (gen2 if g == "gen2" else gen1).problem(header))
+    )
+    lab: dict[str, str] = {}
+    shapes: tuple[tuple[Shape, str], ...] = (("G2b", "/mikro"), ("G1", ""))
+    for shape, prefix in shapes:
+        lok = stack.enter_context(
+            ArkitektStandIn(
+                shape=shape,
+                mikro_url=f"{mikro.base_url}{prefix}",
+                s3_url=mikro.s3_endpoint,
+                signing_key=key,
+                auto_approve=True,
+                deployment_name=f"demo lab ({shape})",
+            )
+        )
+        session = deployments.login(lok.url, prompt=partial(console_prompt, browser=False))
+        print(
+            f"Logged in to {session.configuration.deployment_name}: "
+            + ", ".join(f"{k} at {s.url}" for k, s in session.configuration.services.items()),
+            flush=True,
+        )
+        lab[shape] = lok.url
+    return mikro, lab
 
 
 def _open_images(viewer: Any, servers: dict[str, Any]) -> list[str]:

@@ -72,3 +72,15 @@ def test_login_and_read_the_demo_images(served: dict[str, Any], generation: str)
             assert anonymous["errors"][0]["message"] == "No Authorization header"
         else:  # generation 1 serves reads anonymously, as the real server does
             assert anonymous["data"]["representations"]
+
+
+def test_open_image_with_nothing_but_the_printed_uri(served: dict[str, Any]) -> None:
+    """The done-when of the login work: no token, no S3 setting, one call."""
+    import numpy as np
+
+    from napari_lablink import open_image
+
+    for name in ("cells_gen2", "cells_gen1"):
+        image = open_image(served["uris"][name])
+        assert image.shape == (3, 1, 16, 256, 256)
+        assert np.asarray(image.data[0, 0, 8]).any()

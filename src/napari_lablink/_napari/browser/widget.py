@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_lablink._napari.browser.arkitekt_panel import ArkitektPanel
 from napari_lablink._napari.browser.profile_dialog import ProfileDialog
 from napari_lablink._napari.connections import close_with
 from napari_lablink._napari.workers import Task, Workers, describe
@@ -103,6 +104,10 @@ class BrowserWidget(QWidget):
         self.edit_button = QPushButton("Edit…")
         self.remove_button = QPushButton("Remove")
         self.connect_button = QPushButton("Connect")
+        self.arkitekt_button = QPushButton("Add Arkitekt deployment…")
+        self.arkitekt = ArkitektPanel(self)
+        self.arkitekt.hide()
+        self.arkitekt.logged_in.connect(self._arkitekt_logged_in)
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -158,6 +163,8 @@ class BrowserWidget(QWidget):
         layout.addWidget(QLabel("<b>Servers</b>"))
         layout.addWidget(self.profile_list)
         layout.addLayout(row)
+        layout.addWidget(self.arkitekt_button)
+        layout.addWidget(self.arkitekt)
         layout.addWidget(self.status)
         layout.addLayout(search)
         layout.addLayout(place)
@@ -169,6 +176,7 @@ class BrowserWidget(QWidget):
         self.add_button.clicked.connect(lambda: self.edit_profile(None))
         self.edit_button.clicked.connect(lambda: self.edit_profile(self.selected_profile()))
         self.remove_button.clicked.connect(self._remove_selected)
+        self.arkitekt_button.clicked.connect(self.add_arkitekt)
         self.connect_button.clicked.connect(self._connect_selected)
         self.profile_list.currentRowChanged.connect(lambda _: self._profile_selected())
         self.profile_list.itemDoubleClicked.connect(lambda _: self._connect_selected())
@@ -254,6 +262,29 @@ class BrowserWidget(QWidget):
         dialog.accepted.connect(lambda: self._profile_saved(profile, dialog.saved))
         dialog.open()
         return dialog
+
+    def add_arkitekt(self) -> ArkitektPanel:
+        """Show the "Add Arkitekt deployment" panel; once logged in, the deployment's mikro
+        becomes a profile (no secret in it: the login holds them) and is connected."""
+        self.arkitekt.show()
+        self.arkitekt.host.setFocus()
+        return self.arkitekt
+
+    def _arkitekt_logged_in(self, origin: str, name: str) -> None:
+        uri = Profile(name=name, kind="mikro", url=origin).uri
+        existing = next((p for p in self._profiles if p.kind == "mikro" and p.uri == uri), None)
+        if existing is None:
+            taken = set(self.profile_names())
+            if name in taken:
+                name = f"{name} ({origin.partition('://')[2]})"
+            try:
+                existing = self.store.save(Profile(name=name, kind="mikro", url=origin))
+            except LablinkError as exc:
+                self.status.setText(str(exc))
+                return
+            self.refresh_profiles()
+        self.select_profile(existing.name)
+        self.connect_profile(existing.name)
 
     def _profile_saved(self, old: Profile | None, new: Profile | None) -> None:
         if old is not None:

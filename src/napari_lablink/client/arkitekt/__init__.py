@@ -1,9 +1,16 @@
 """Arkitekt deployments: fakts discovery, app approval, lok tokens, the granted configuration.
 
 ``login(host, prompt=...)`` returns an :class:`ArkitektSession` whose configuration names the
-mikro GraphQL and S3 endpoints and whose token provider keeps an access token fresh.
+mikro GraphQL and S3 endpoints and whose token provider keeps an access token fresh;
+:data:`deployments` keeps one session per deployment for the process's connections.
 """
 
+from napari_lablink.client.arkitekt.deployments import (
+    NO_BROWSER_VARIABLE,
+    ApprovalPolicy,
+    Deployments,
+    deployments,
+)
 from napari_lablink.client.arkitekt.discovery import FaktsEndpoint, discover
 from napari_lablink.client.arkitekt.errors import (
     ApprovalCancelledError,
@@ -36,21 +43,25 @@ from napari_lablink.client.arkitekt.storage import (
     GrantStore,
     MemoryGrantStore,
     StoredGrant,
+    default_grant_store,
 )
 from napari_lablink.client.arkitekt.tokens import BearerAuth, TokenProvider
 
 __all__ = [
     "FAKTS_TOKEN_VARIABLE",
     "LABLINK_APP",
+    "NO_BROWSER_VARIABLE",
     "AppManifest",
     "ApprovalCancelledError",
     "ApprovalDeniedError",
     "ApprovalExpiredError",
+    "ApprovalPolicy",
     "ApprovalPrompt",
     "ArkitektSession",
     "BearerAuth",
     "ClientRevokedError",
     "DeploymentUnreachableError",
+    "Deployments",
     "FaktsEndpoint",
     "FileGrantStore",
     "ForeignHostError",
@@ -66,6 +77,8 @@ __all__ = [
     "StoredGrant",
     "TokenError",
     "TokenProvider",
+    "default_grant_store",
+    "deployments",
     "discover",
     "login",
     "logout",

@@ -9,6 +9,7 @@ credentials mid-session.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -75,6 +76,11 @@ class ArkitektSession:
     @property
     def s3_endpoint(self) -> str | None:
         return self.configuration.s3_endpoint
+
+    @property
+    def closed(self) -> bool:
+        """Whether it was closed (logged out): connections using it must log in again."""
+        return self.tokens.closed
 
     def access_token(self) -> str:
         return self.tokens.token()
@@ -151,7 +157,15 @@ class _Login:
         configuration = self.parse(raw)
         self.client_token, self.stored = token, keep
         if keep:
-            self.store.save(StoredGrant(self.endpoint.base_url, self.app.identifier, token, raw))
+            self.store.save(
+                StoredGrant(
+                    self.endpoint.base_url,
+                    self.app.identifier,
+                    token,
+                    raw,
+                    fakts=dataclasses.asdict(self.endpoint),
+                )
+            )
         return configuration
 
     def forget(self) -> None:
@@ -178,10 +192,11 @@ class _Login:
         stored = self.store.load(self.endpoint.base_url, self.app.identifier)
         if stored is not None:
             self.client_token, self.stored = stored.client_token, True
-            try:
-                return self.parse(stored.configuration)
-            except ServiceNotGrantedError:
-                log.info("the stored configuration no longer works; claiming it again")
+            if stored.configuration:  # a store that keeps only the token claims it anew
+                try:
+                    return self.parse(stored.configuration)
+                except ServiceNotGrantedError:
+                    log.info("the stored configuration no longer works; claiming it again")
             try:
                 return self.adopt(stored.client_token, keep=True)
             except ClientRevokedError:

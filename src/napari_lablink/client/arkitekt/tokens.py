@@ -19,7 +19,11 @@ from typing import Any
 import httpx
 
 from napari_lablink.client.arkitekt._http import new_client, origin_of
-from napari_lablink.client.arkitekt.errors import DeploymentUnreachableError, TokenError
+from napari_lablink.client.arkitekt.errors import (
+    DeploymentUnreachableError,
+    LoginRequiredError,
+    TokenError,
+)
 from napari_lablink.client.arkitekt.granted import GrantedConfiguration, check_same_host
 from napari_lablink.client.errors import ProtocolError, ServerError, scrub
 
@@ -67,6 +71,7 @@ class TokenProvider:
         self._token: str | None = None
         self._renew_at = 0.0
         self._http = new_client(timeout)
+        self._closed = False
         self.fetches = 0
 
     def __repr__(self) -> str:
@@ -83,6 +88,11 @@ class TokenProvider:
     def token(self) -> str:
         """A token valid for at least a little while longer."""
         with self._lock:
+            if self._closed:
+                raise LoginRequiredError(
+                    "This login was closed (logged out)",
+                    server=origin_of(self._configuration.deployment),
+                )
             if self._token is None or self._clock() >= self._renew_at:
                 self._fetch()
             assert self._token is not None
@@ -95,9 +105,14 @@ class TokenProvider:
             if token is None or token == self._token:
                 self._token = None
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         with self._lock:
             self._token = None
+            self._closed = True
         self._http.close()
 
     def _fetch(self) -> None:

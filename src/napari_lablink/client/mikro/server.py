@@ -10,8 +10,6 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-import httpx
-
 from napari_lablink.client.arrays import COLOUR_SAMPLES, check_upload_array
 from napari_lablink.client.browse import Entry
 from napari_lablink.client.config import Credentials
@@ -21,9 +19,10 @@ from napari_lablink.client.mikro.generation import Generation, Listed, UploadReq
 from napari_lablink.client.mikro.images import Images
 from napari_lablink.client.mikro.representations import Representations
 from napari_lablink.client.mikro.roi_server import RoiMethods
+from napari_lablink.client.mikro.route import mikro_route
 from napari_lablink.client.mikro.session import MikroSession
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
-from napari_lablink.client.transport import HeaderAuth, Transport
+from napari_lablink.client.transport import Transport
 from napari_lablink.client.upload import Progress, to_ctzyx
 from napari_lablink.client.uri import RemoteURI
 
@@ -45,18 +44,26 @@ class MikroServer(RoiMethods, Server):
 
     def __init__(self, uri: RemoteURI, credentials: Credentials) -> None:
         super().__init__(uri, credentials)
-        base = self.uri.base_url
+        route = mikro_route(self.uri, credentials)
         self.transport = Transport(
-            base,
-            label=self.label,
-            auth=HeaderAuth(httpx.URL(base), "Bearer", lambda: self.credentials.token),
-            secrets=lambda: self.credentials.secrets,
+            route.base_url, label=self.label, auth=route.auth, secrets=route.secrets
+        )
+        #: The S3 endpoint an Arkitekt deployment granted; explicit settings take precedence.
+        self._granted_s3 = route.granted_s3
+        session = self._arkitekt = route.session
+        self._images_first = bool(self.uri.prefix) or (
+            session is not None and session.configuration.shape != "G1"
         )
         self.session = MikroSession(self.transport)
         generations: list[Generation] = [Images(self.session), Representations(self.session)]
         self._generations = {g.kind: g for g in generations}
         #: The generation whose listing this server answered, once one did.
         self._listing: Generation | None = None
+
+    @property
+    def closed(self) -> bool:
+        """Closed, or its Arkitekt login was (logged out): a shared connection is then redone."""
+        return super().closed or (self._arkitekt is not None and self._arkitekt.closed)
 
     def _close(self) -> None:
         self.transport.close()
@@ -89,7 +96,7 @@ class MikroServer(RoiMethods, Server):
                 "mikro lists no folders", server=self.label, obj=parent, hint="Browse from the top"
             )
         images, representations = self._generations["image"], self._generations["representation"]
-        order = [images, representations] if self.uri.prefix else [representations, images]
+        order = [images, representations] if self._images_first else [representations, images]
         if self._listing is not None:
             order = [self._listing]
         failure: ProtocolError | None = None
@@ -133,7 +140,7 @@ class MikroServer(RoiMethods, Server):
         return generation.open(uri.object_id, self._s3_endpoint(uri), str(uri.without_options()))
 
     def _s3_endpoint(self, uri: RemoteURI) -> str:
-        endpoint = uri.option("s3") or self.credentials.s3
+        endpoint = uri.option("s3") or self.credentials.s3 or self._granted_s3
         if not endpoint:
             raise ConfigurationError(
                 NO_S3_ENDPOINT,
@@ -211,5 +218,7 @@ class MikroServer(RoiMethods, Server):
             origins=tuple(origins),
         )
         new_id = generation.upload(request, endpoint, progress=progress, cancel=cancel)
-        # Keep the S3 option, so the URI opens as it is (it names no secret).
-        return str(replace(target, object_id=new_id, options=(("s3", endpoint),)))
+        # Keep the S3 option, so the URI opens as it is (it names no secret); a granted
+        # endpoint comes with the login instead.
+        kept = (("s3", endpoint),) if endpoint != self._granted_s3 else ()
+        return str(replace(target, object_id=new_id, options=kept))
