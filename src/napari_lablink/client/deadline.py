@@ -24,7 +24,7 @@ import httpcore
 __all__ = ["DEFAULT_SECONDS", "DeadlineBackend", "configured_seconds", "remaining", "within"]
 
 #: What one operation may take at most unless configured otherwise.
-DEFAULT_SECONDS = 120.0
+DEFAULT_SECONDS = 60.0
 _ENV = "LABLINK_DEADLINE"
 
 _local = threading.local()

@@ -398,9 +398,10 @@ class Transport:
                 hint="Check the host and port",
             )
         if lost:
+            how = "timed out" if isinstance(exc, httpx.TimeoutException) else "hung up"
             return LostAnswerError(
-                f"The server's answer was lost ({kind}); it may or may not have acted on the "
-                "request",
+                f"The server {how} before answering ({kind}); it may or may not have acted "
+                "on the request",
                 server=self.label,
                 obj=obj,
             )
