@@ -20,8 +20,20 @@ from napari_lablink.client.uri import parse_uri
 __all__ = ["write_mikro", "write_remote"]
 
 
+#: The layer types that upload as images. The manifest hands this writer every layer type, so a
+#: points or shapes layer gets this explanation instead of npe2's bare "No writer found".
+UPLOADABLE = ("image", "labels")
+
+
 def write_remote(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
     """Upload layers to the server ``path`` names (mikro, or a MIBItracker run)."""
+    others = sorted({kind for _, _, kind in layer_data if kind not in UPLOADABLE})
+    if others:
+        raise ConfigurationError(
+            f"Only image and labels layers upload to a server; {', '.join(others)} layers do not",
+            obj=str(parse_uri(path).without_options()),
+            hint="Select only image and labels layers before saving to the server",
+        )
     if parse_uri(path).scheme == "mibi":
         return upload_layers_to_run(path, layer_data)
     return write_mikro(path, layer_data)

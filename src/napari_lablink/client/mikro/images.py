@@ -46,6 +46,7 @@ from napari_lablink.client.mikro.datalayer import (
     write_failed,
 )
 from napari_lablink.client.mikro.generation import Listed, UploadRequest
+from napari_lablink.client.mikro.s3errors import write_failure
 from napari_lablink.client.mikro.session import MikroSession
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
 from napari_lablink.client.upload import Progress
@@ -228,7 +229,9 @@ class Images:
                 raise
             if not isinstance(exc, Exception):
                 raise
-            failure = write_failed(exc, self.session.scrub, endpoint, obj)
+            failure = write_failure(
+                exc, lambda e: write_failed(e, self.session.scrub, endpoint, obj), endpoint, obj
+            )
             raise mark_upload_failure(failure, remains) from exc
         return registered[0]
 

@@ -37,6 +37,7 @@ from napari_lablink.client.mikro.datalayer import (
     write_failed,
 )
 from napari_lablink.client.mikro.generation import Listed, UploadRequest
+from napari_lablink.client.mikro.s3errors import write_failure
 from napari_lablink.client.mikro.session import MikroSession
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
 from napari_lablink.client.upload import Progress
@@ -152,7 +153,11 @@ class Representations:
                 hint="Nothing was registered; upload a layer with data",
             )
         upload_key = reconcile.new_key()
-        store = GrantedStore(endpoint, grant, read_only=False)
+        try:
+            store = GrantedStore(endpoint, grant, read_only=False)
+        except LablinkError as exc:
+            mark_upload_failure(exc)  # nothing written, nothing registered
+            raise
         try:
             group = zarr.open_group(
                 store, mode="w", zarr_format=2, attributes={"fileversion": "v1"}
@@ -177,9 +182,10 @@ class Representations:
                 raise
             if not isinstance(exc, Exception):
                 raise
-            raise mark_upload_failure(
-                write_failed(exc, self.session.scrub, endpoint, obj), remains
-            ) from exc
+            failure = write_failure(
+                exc, lambda e: write_failed(e, self.session.scrub, endpoint, obj), endpoint, obj
+            )
+            raise mark_upload_failure(failure, remains) from exc
 
     def _register(self, request: UploadRequest, key: str, upload_key: str, obj: str) -> str:
         """``fromXArray`` once: a lost answer is looked up by the upload key, not resent."""

@@ -15,7 +15,12 @@ import httpx
 from napari_lablink.client.browse import Entry
 from napari_lablink.client.config import Credentials
 from napari_lablink.client.connection import Server
-from napari_lablink.client.errors import ConfigurationError, ProtocolError
+from napari_lablink.client.errors import (
+    ConfigurationError,
+    LablinkError,
+    ProtocolError,
+    mark_upload_failure,
+)
 from napari_lablink.client.mikro.generation import Generation, Listed, UploadRequest
 from napari_lablink.client.mikro.images import Images
 from napari_lablink.client.mikro.representations import Representations
@@ -23,7 +28,7 @@ from napari_lablink.client.mikro.session import MikroSession
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
 from napari_lablink.client.transport import HeaderAuth, Transport
 from napari_lablink.client.upload import Progress, to_ctzyx
-from napari_lablink.client.uri import RemoteURI
+from napari_lablink.client.uri import RemoteURI, check_s3_endpoint
 
 __all__ = ["MikroServer"]
 
@@ -129,6 +134,8 @@ class MikroServer(Server):
 
     def _s3_endpoint(self, uri: RemoteURI) -> str:
         endpoint = uri.option("s3") or self.credentials.s3
+        if endpoint:
+            return check_s3_endpoint(endpoint)
         if not endpoint:
             raise ConfigurationError(
                 "No S3 endpoint is configured: mikro servers do not say where their data lives",
@@ -193,6 +200,11 @@ class MikroServer(Server):
             pyramid=pyramid,
             origins=tuple(origins),
         )
-        new_id = generation.upload(request, endpoint, progress=progress, cancel=cancel)
+        try:
+            new_id = generation.upload(request, endpoint, progress=progress, cancel=cancel)
+        except LablinkError as exc:
+            if exc.registered is None:  # failed before anything could be registered
+                mark_upload_failure(exc)
+            raise
         # Keep the S3 option, so the URI opens as it is (it names no secret).
         return str(replace(target, object_id=new_id, options=(("s3", endpoint),)))
