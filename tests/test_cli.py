@@ -45,3 +45,30 @@ def test_serve_prints_one_json_line_and_stops_on_sigterm(kind: str) -> None:
 def test_help_lists_the_commands() -> None:
     text = build_parser().format_help()
     assert "serve" in text and "demo" in text
+
+
+def test_serve_takes_a_fault_spec_and_refuses_a_bad_one(capsys) -> None:
+    args = build_parser().parse_args(["serve", "tracker", "--faults", "503=0.1,lost=0.05"])
+    assert args.faults == "503=0.1,lost=0.05"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "mikro", "--faults", "503=lots"])
+    assert "KIND=PROBABILITY" in capsys.readouterr().err
+
+
+def test_serve_mikro_with_faults_misbehaves_as_asked() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "napari_lablink.cli", "serve", "mikro", "--faults", "503=1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        info = json.loads(process.stdout.readline())
+        assert info["faults"] == {"503": 1.0}
+        reply = httpx.post(info["graphql"]["gen2"], json={"query": "{ images { id } }"})
+        assert reply.status_code == 503
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        process.kill()
+        process.communicate()

@@ -16,14 +16,25 @@ def _serve(args: argparse.Namespace) -> int:
     if args.kind == "mikro":
         from napari_lablink.testing.serve import serve_mikro
 
-        return serve_mikro(port=args.port, demo=args.demo)
+        return serve_mikro(port=args.port, demo=args.demo, faults=args.faults)
     if args.kind == "arkitekt":
         from napari_lablink.testing.arkitekt.serve import serve_arkitekt
 
         return serve_arkitekt(port=args.port, demo=args.demo, auto_approve=args.auto_approve)
     from napari_lablink.testing.serve import serve_tracker
 
-    return serve_tracker(port=args.port, demo=args.demo, size=args.size)
+    return serve_tracker(port=args.port, demo=args.demo, size=args.size, faults=args.faults)
+
+
+def _fault_spec(value: str) -> str:
+    """Checked when the command line is read, so a typo is a usage error, not a traceback."""
+    from napari_lablink.testing.faults import parse_spec
+
+    try:
+        parse_spec(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -87,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--auto-approve",
         action="store_true",
         help="arkitekt: approve every login at once, as if a user clicked Approve",
+    )
+    serve.add_argument(
+        "--faults",
+        default="",
+        metavar="KIND=P,...",
+        type=_fault_spec,
+        help="mikro, tracker: misbehave on purpose, e.g. 503=0.1,drop=0.1,slow=0.1,lost=0.1 "
+        "(503: Service Unavailable; drop: hang up unanswered; slow: answer late; lost: act, "
+        "then hang up unanswered)",
     )
     serve.set_defaults(run=_serve)
 

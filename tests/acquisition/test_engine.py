@@ -178,6 +178,16 @@ def test_restart_with_a_new_plan_reallocates_only_when_the_shape_changes():
         assert engine.geometry.generation == generation + 1
 
 
+def test_camera_error_between_stacks_mentions_no_unfinished_one(threads_before):
+    sim = clean_sim(fail_at_frame=2 * 11)
+    plan = StackPlan(n_slices=11)
+    with AcquisitionEngine(sim) as engine:
+        engine.start(plan)
+        assert engine.wait(10)
+        assert "Kept: 2 complete stack(s)." in engine.error
+        assert "unfinished" not in engine.error
+
+
 def test_camera_error_mid_stack_ends_the_run_and_keeps_what_was_acquired(threads_before):
     sim = clean_sim(fail_at_frame=2 * 11 + 4)
     plan = StackPlan(n_slices=11)

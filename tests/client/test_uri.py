@@ -23,8 +23,18 @@ host = st.one_of(
 )
 port = st.one_of(st.none(), st.integers(1, 65535))
 prefix = st.lists(segment, max_size=2)
+#: The s3 option must be an endpoint URL (checked when parsing); other options are free text.
+endpoint = st.builds(
+    lambda scheme, host, port: f"{scheme}://{host}" + (f":{port}" if port else ""),
+    st.sampled_from(["http", "https"]),
+    st.sampled_from(["127.0.0.1", "s3.lab.org"]),
+    st.one_of(st.none(), st.integers(1, 65535)),
+)
 options = st.lists(
-    st.tuples(st.sampled_from(["s3", "token_ref", "x"]), st.text("abc:/0123.", max_size=8)),
+    st.one_of(
+        st.tuples(st.just("s3"), endpoint),
+        st.tuples(st.sampled_from(["token_ref", "x"]), st.text("abc:/0123.", max_size=8)),
+    ),
     max_size=2,
     unique_by=lambda kv: kv[0],
 )

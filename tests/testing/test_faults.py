@@ -87,3 +87,36 @@ def test_unknown_kind_is_refused() -> None:
         Faults().kinds = {"503", "teapot"}
     with pytest.raises(ValueError, match="unknown fault kinds"):
         Faults().fail_next(1, "timeout")
+
+
+def test_per_kind_rates_from_a_spec_are_respected() -> None:
+    faults = Faults()
+    faults.seed = 3
+    faults.rates = "503=0.1,drop=0.1,slow=0.1,lost=0.1"
+    seen = decisions(faults, 4000, "POST")
+    for kind in ("503", "drop", "slow", "lost"):
+        assert 300 < seen.count(kind) < 500, kind
+    assert 2000 < seen.count(None) < 2800
+    faults.clear()
+    assert faults.rates == {} and decisions(faults, 50) == [None] * 50
+
+
+@pytest.mark.parametrize("spec", ["503=2", "flaky=0.1", "503", "503=0.6,drop=0.6", "drop=x"])
+def test_bad_fault_specs_are_refused(spec: str) -> None:
+    with pytest.raises(ValueError):
+        Faults().rates = spec
+
+
+def test_a_lost_answer_acts_then_hangs_up(mikro) -> None:
+    """The server registers the store, the client never hears of it."""
+    import httpx
+
+    mikro.faults.fail_next(1, "lost", path_contains="mikro")
+    before = len(mikro.state.stores)
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.post(
+            mikro.gen2_graphql_url,
+            json={"query": "mutation { requestZarrUpload(input: {}) { store } }"},
+            headers={"Authorization": f"Bearer {mikro.token}"},
+        )
+    assert len(mikro.state.stores) == before + 1

@@ -159,6 +159,12 @@ def write_rois(path: str, layer_data: list[LayerDataTuple]) -> list[str]:
             hint="Save image layers to .../image (no id) and Shapes/Points layers to "
             ".../image/<id> separately",
         )
+    if target.object_id is None:
+        raise ConfigurationError(
+            "ROIs belong to an image: name the image to save Shapes/Points layers to",
+            obj=str(target.without_options()),
+            hint="Save them to .../image/<id> (the image the ROIs were drawn on)",
+        )
     server = shared_connection(target)
     if not isinstance(server, RoiMethods):
         raise ConfigurationError(

@@ -34,9 +34,23 @@ _SAVE_ENDPOINT_HINT = (
 )
 
 
+#: The layer types that upload as images. The manifest hands this writer every layer type, so a
+#: points or shapes layer gets this explanation instead of npe2's bare "No writer found".
+UPLOADABLE = ("image", "labels", *ROI_LAYER_TYPES)
+
+
 def write_remote(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str]:
     """Upload layers to the server ``path`` names (mikro, or a MIBItracker run); Shapes and
     Points layers saved to a mikro image (``.../image/ID``) become its ROIs."""
+    others = sorted({kind for _, _, kind in layer_data if kind not in UPLOADABLE})
+    if others:
+        raise ConfigurationError(
+            f"Only image, labels, shapes and points layers save to a server; "
+            f"{', '.join(others)} layers do not",
+            obj=str(parse_uri(path).without_options()),
+            hint="Select only image and labels layers (pixels), or shapes and points layers "
+            "(ROIs of a mikro image) before saving to the server",
+        )
     if parse_uri(path).scheme == "mibi":
         return upload_layers_to_run(path, layer_data)
     if any(layer_type in ROI_LAYER_TYPES for _, _, layer_type in layer_data):

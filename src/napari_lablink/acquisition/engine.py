@@ -482,8 +482,11 @@ class AcquisitionEngine(AbstractContextManager["AcquisitionEngine"]):
                 f" (channel {run.plan.channels[c]})"
             )
         kept = "Nothing was acquired."
-        if run.stats.frames:
+        unfinished = run.stats.frames - done * run.plan.n_slices
+        if unfinished > 0:
             kept = f"Kept: {done} complete stack(s) and the planes of the unfinished one."
+        elif run.stats.frames:
+            kept = f"Kept: {done} complete stack(s)."
         reason = str(run.error).rstrip(". ") or type(run.error).__name__
         return f"Acquisition on the {self.backend.name} backend stopped {where}: {reason}. {kept}"
 

@@ -1,7 +1,8 @@
 """Server profiles and credentials: where napari-lablink finds what a connection needs.
 
 Each setting is looked up in this order: an explicit argument, the environment
-(``LABLINK_TOKEN``, ``LABLINK_MIBI_EMAIL``, ``LABLINK_MIBI_PASSWORD``, ``LABLINK_S3_ENDPOINT``),
+(``LABLINK_TOKEN``, ``LABLINK_MIBI_EMAIL``, ``LABLINK_MIBI_PASSWORD``, ``LABLINK_S3_ENDPOINT``;
+the first three only for the servers ``LABLINK_SERVER`` names, see :func:`environment_applies`),
 the config file (``LABLINK_CONFIG``, else napari's plugin setting "Config file", else
 ``<user config dir>/napari-lablink/servers.toml``; one table per ``host:port``, whose secrets may
 be in the OS keyring, see :mod:`napari_lablink.client.secrets`), and inside
@@ -35,10 +36,15 @@ from napari_lablink.client.secrets import SECRET_FIELDS, keyring_secrets, read_s
 __all__ = [
     "Credentials",
     "config_path",
+    "environment_applies",
     "load_profiles",
     "merge_credentials",
     "resolve_credentials",
 ]
+
+#: Which servers the environment's credentials are for: ``host:port`` or ``host``, comma-separated.
+SERVER_ENV = "LABLINK_SERVER"
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 _ENV = {
     "token": "LABLINK_TOKEN",
@@ -120,10 +126,33 @@ def load_profiles(path: Path | None = None) -> dict[str, dict[str, Any]]:
 def resolve_credentials(server_key: str, **explicit: str | None) -> Credentials:
     """Merge explicit arguments, the environment and the config file's table for ``server_key``.
 
-    The environment applies to every server; the config file's tables are per ``host:port``, so a
-    token for one server is never offered to another.
+    The environment's credentials apply to the servers ``LABLINK_SERVER`` names (loopback ones
+    without it); the config file's tables are per ``host:port``, so a token for one server is
+    never offered to another.
     """
     return merge_credentials(server_key, load_profiles().get(server_key, {}), explicit)
+
+
+def environment_applies(server_key: str) -> bool:
+    """Whether the environment's credentials may be offered to the server ``host:port``.
+
+    A URI can name any host (a link dropped on napari, a file from someone else), so a token in
+    the environment must not go wherever a URI points. ``LABLINK_SERVER`` names the servers it
+    is for (``host:port`` or just ``host``, comma-separated); without it, only servers on this
+    machine (loopback) get it, as stand-ins and tunnels do.
+    """
+    host, _, port = server_key.rpartition(":")
+    host = host.strip("[]").lower()
+    bound = os.environ.get(SERVER_ENV, "").strip()
+    if not bound:
+        return host in _LOOPBACK
+    for entry in bound.split(","):
+        entry = entry.strip().lower()
+        if "://" in entry:  # a URL was given: keep its authority
+            entry = entry.split("://", 1)[1].split("/", 1)[0]
+        if entry in (f"{host}:{port}", host, f"[{host}]:{port}"):
+            return True
+    return False
 
 
 def merge_credentials(
@@ -132,9 +161,10 @@ def merge_credentials(
     """:func:`resolve_credentials` with the server's ``table`` of the config file read already
     (by the profile store); secrets it lists under ``keyring`` are read from the OS keyring."""
     values: dict[str, str | None] = {}
+    from_environment = environment_applies(server_key)
     for f in fields(Credentials):
         value = explicit.get(f.name)
-        if value is None:
+        if value is None and (from_environment or f.name == "s3"):
             value = os.environ.get(_ENV[f.name]) or None
         if value is None and f.name in SECRET_FIELDS:
             store = keyring_secrets() if table.get("keyring") else None

@@ -23,7 +23,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from napari_lablink.client.config import Credentials, resolve_credentials
-from napari_lablink.client.errors import ClosedConnectionError, ConfigurationError, InvalidURIError
+from napari_lablink.client.errors import (
+    ClosedConnectionError,
+    ConfigurationError,
+    InvalidURIError,
+    malformed_answers,
+)
 from napari_lablink.client.schemes import SCHEMES, Scheme
 from napari_lablink.client.uri import RemoteURI, parse_server_uri, parse_uri
 
@@ -75,7 +80,8 @@ class Server:
         """
         self._check_open()
         uri = self.resolve(ref)
-        return self._open(uri)
+        with malformed_answers(self.label, f"{uri.kind} {uri.object_id}" if uri.kind else None):
+            return self._open(uri)
 
     def browse(
         self, query: str = "", *, parent: str | None = None, offset: int = 0, limit: int = 50

@@ -13,17 +13,24 @@ The hierarchy (a ``ValueError`` too where the fault is in a value the caller pas
     ├── NotFoundError               no such object
     ├── AmbiguousImageError         a tracker run and FOV name several images
     ├── ServerUnavailableError      unreachable, even after retrying
+    │   └── LostAnswerError         the request went out, its answer never came back
     ├── ServerError                 the server failed, not our request
     ├── ProtocolError               an answer that breaks the server's protocol
     ├── ChannelDataError            (also ValueError) no valid tracker channel plane
     ├── ClosedConnectionError       a call after close()
-    └── UploadError                 an upload failed; nothing was registered
+    └── UploadError                 an upload failed
         └── UploadCancelledError    the user cancelled it
+
+Any error an upload ends with says whether it left anything on the server: ``registered`` is
+None for errors that are not about an upload, ``()`` when nothing was registered, and otherwise
+the ids that are still registered (a roll-back that could not finish), also named in the text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
 
 __all__ = [
     "AmbiguousArrayError",
@@ -34,12 +41,15 @@ __all__ = [
     "ConfigurationError",
     "InvalidURIError",
     "LablinkError",
+    "LostAnswerError",
     "NotFoundError",
     "ProtocolError",
     "ServerError",
     "ServerUnavailableError",
     "UploadCancelledError",
     "UploadError",
+    "malformed_answers",
+    "mark_upload_failure",
     "scrub",
 ]
 
@@ -52,8 +62,35 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
     """
     for secret in secrets:
         if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+            for form in _echoed_forms(secret):
+                text = text.replace(form, "***")
     return text
+
+
+def _echoed_forms(secret: str) -> list[str]:
+    """The secret as a server may echo it: as is, and escaped inside a JSON string (once or
+    twice, as when a JSON error body is itself quoted), longest first so no part survives."""
+    forms = {secret}
+    escaped = secret
+    for _ in range(2):
+        escaped = json.dumps(escaped)[1:-1]
+        forms.add(escaped)
+    return sorted(forms, key=len, reverse=True)
+
+
+def cut(text: str, limit: int = 300) -> str:
+    """``text`` shortened to about ``limit`` characters at a word boundary, marked with "...".
+
+    Server replies can be huge; messages must stay readable and never end mid-word.
+    """
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    space = head.rfind(" ")
+    if space > limit // 2:
+        head = head[:space]
+    return head.rstrip(" ,;:") + " ..."
 
 
 class LablinkError(Exception):
@@ -64,6 +101,8 @@ class LablinkError(Exception):
     """
 
     default_hint = ""
+    #: For upload failures: the ids still registered (``()``: nothing); None otherwise.
+    registered: tuple[str, ...] | None = None
 
     def __init__(
         self,
@@ -133,6 +172,11 @@ class ServerUnavailableError(LablinkError):
     default_hint = "Check that the server is running and reachable, then try again"
 
 
+class LostAnswerError(ServerUnavailableError):
+    """A request that creates something went out, but its answer was lost (the connection
+    dropped or timed out while waiting): the server may or may not have acted on it."""
+
+
 class ServerError(LablinkError):
     """The server answered with an error that is not ours to fix."""
 
@@ -156,8 +200,46 @@ class ClosedConnectionError(LablinkError):
 
 
 class UploadError(LablinkError):
-    """An upload failed; nothing was registered on the server."""
+    """An upload failed; ``registered`` says what, if anything, it left on the server."""
+
+    registered: tuple[str, ...] | None = ()
 
 
 class UploadCancelledError(UploadError):
     """The user cancelled the upload; nothing was registered on the server."""
+
+
+def mark_upload_failure(error: LablinkError, registered: Sequence[str] = ()) -> LablinkError:
+    """``error`` (of whatever type) as the end of an upload: it records what stayed registered
+    and its text says so, so the user knows whether to look for a half-made object."""
+    error.registered = tuple(registered)
+    if registered:
+        error.hint = (
+            f"Still registered after a failed clean-up: {', '.join(registered)}; "
+            "delete them on the server, then try again"
+        )
+    elif "Nothing was registered" not in error.hint:
+        note = "Nothing was registered"
+        error.hint = f"{note}. {error.hint}" if error.hint else note
+    error.args = (error._compose(),)
+    return error
+
+
+@contextlib.contextmanager
+def malformed_answers(server: str, obj: str | None = None) -> Iterator[None]:
+    """Turn the Python errors of reading a malformed answer (a list where an object belongs, a
+    missing key, text where a number belongs) into a :class:`ProtocolError` the user can act on.
+
+    Answers are read field by field deep inside the protocol packages; a server of another kind
+    or a broken proxy must not surface as an ``AttributeError`` from there.
+    """
+    try:
+        yield
+    except LablinkError:
+        raise
+    except (AttributeError, KeyError, TypeError, IndexError) as exc:
+        raise ProtocolError(
+            f"The server's answer is not shaped as its protocol says ({type(exc).__name__})",
+            server=server,
+            obj=obj,
+        ) from exc

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
-from napari_lablink.client.errors import InvalidURIError
+from napari_lablink.client.errors import ConfigurationError, InvalidURIError, cut
 from napari_lablink.client.schemes import SCHEMES, Scheme, SchemeInfo, scheme_info
 
 __all__ = ["RemoteURI", "is_remote_uri", "parse_server_uri", "parse_uri"]
@@ -22,6 +22,10 @@ _SCHEME_RE = re.compile(r"^(?P<scheme>[a-z]+)(?:\+(?P<transport>https?))?://(?P<
 _HOST_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)$")
 #: Characters left as they are in printed path segments (RFC 3986 unreserved plus a few safe ones).
 _SAFE = "-._~!$&'()*+,;=:@"
+#: Longer host names are not DNS names (253 characters at most).
+MAX_HOST = 253
+#: Object ids (not file paths) longer than this are not ids any server hands out.
+MAX_ID = 200
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,12 @@ def parse_uri(text: str, *, _server_only: bool = False) -> RemoteURI:
     authority, _, path = rest.partition("/")
     host, port = _parse_authority(text, authority, scheme)
     options = tuple(parse_qsl(query, keep_blank_values=True))
+    for name, value in options:
+        if name == "s3" and value:
+            try:
+                check_s3_endpoint(value, where="The s3 option")
+            except ConfigurationError as exc:
+                _fail(text, exc.message[0].lower() + exc.message[1:], scheme)
     segments = [unquote(s) for s in path.split("/")]
     while segments and segments[-1] == "":
         segments.pop()
@@ -169,13 +179,49 @@ def _parse_authority(text: str, authority: str, scheme: Scheme) -> tuple[str, in
             port_text = tail[1:]
     elif ":" in authority:
         host, port_text = authority.rsplit(":", 1)
+    if len(host) > MAX_HOST:
+        _fail(text, f"the host name is {len(host)} characters long, more than {MAX_HOST}", scheme)
     if not host or not _HOST_RE.match(host):
-        _fail(text, f"{host!r} is not a valid host name", scheme)
+        _fail(text, f"{cut(host, 60)!r} is not a valid host name", scheme)
     if port_text is None:
         return host, None
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        _fail(text, f"the port {port_text!r} is not a number between 1 and 65535", scheme)
+    if not _ascii_number(port_text) or not 0 < int(port_text) < 65536:
+        _fail(
+            text,
+            f"the port {cut(port_text, 20)!r} is not a number between 1 and 65535 (digits 0-9)",
+            scheme,
+        )
     return host, int(port_text)
+
+
+def _ascii_number(text: str) -> bool:
+    """Digits 0-9 only: Python's int() also reads Arabic-Indic or full-width digits, which would
+    make an Arabic-Indic one open image 1 and a full-width 80 mean port 80."""
+    return text.isascii() and text.isdigit()
+
+
+def check_s3_endpoint(value: str, *, where: str = "The S3 endpoint") -> str:
+    """``value`` if it is an endpoint URL (``http(s)://host[:port]``), else a
+    :class:`ConfigurationError`: the S3 client would otherwise fail deep inside (a Rust panic)."""
+    from urllib.parse import urlsplit
+
+    text = value.strip()
+    parts = urlsplit(text) if "://" in text else None
+    reason = None
+    if parts is None or parts.scheme not in ("http", "https"):
+        reason = "it does not start with http:// or https://"
+    elif not parts.hostname or len(parts.hostname) > MAX_HOST:
+        reason = "it names no valid host"
+    else:
+        port = parts.netloc.rpartition("]")[2].rpartition(":")[2] if ":" in parts.netloc else ""
+        if port and (not _ascii_number(port) or not 0 < int(port) < 65536):
+            reason = f"the port {cut(port, 20)!r} is not a number between 1 and 65535"
+    if reason is not None:
+        raise ConfigurationError(
+            f"{where} {cut(text, 80)!r} is not an endpoint URL: {reason}",
+            hint="Write it as http://HOST:PORT or https://HOST, e.g. ?s3=http://127.0.0.1:9000",
+        )
+    return text
 
 
 def _known() -> str:
@@ -195,6 +241,8 @@ def _parse_object_path(
             prefix = "".join("/" + quote(s, safe=_SAFE) for s in segments[:position])
             object_id = tail[0] if tail else None
             fov = tail[1] if len(tail) > 1 else None
+            if object_id is not None:
+                _check_id(text, object_id, scheme)
             return RemoteURI(
                 scheme=scheme, kind=kind, object_id=object_id, fov=fov, prefix=prefix, **common
             )
@@ -202,10 +250,17 @@ def _parse_object_path(
     _fail(text, f"the path must end in {names}", scheme)
 
 
+def _check_id(text: str, object_id: str, scheme: Scheme) -> None:
+    if len(object_id) > MAX_ID:
+        _fail(text, f"the id is {len(object_id)} characters long, more than {MAX_ID}", scheme)
+    if object_id.isdigit() and not object_id.isascii():
+        _fail(text, "the id must be written with the digits 0-9", scheme)
+
+
 def _fail(text: str, reason: str, scheme: Scheme | None) -> NoReturn:
     # Only the part before the query is echoed: a query string may carry options we do not want
-    # repeated in logs and notifications.
-    shown = text.split("?", 1)[0]
+    # repeated in logs and notifications. Long input is cut: the message must stay readable.
+    shown = cut(text.split("?", 1)[0], 120)
     if scheme is not None:
         examples = SCHEMES[scheme].examples
     else:

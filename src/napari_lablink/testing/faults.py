@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 #: "503": answer Service Unavailable; "drop": close the connection without answering;
-#: "slow": wait ``slow_seconds`` before answering normally.
-FAULT_KINDS = frozenset({"503", "drop", "slow"})
+#: "slow": wait ``slow_seconds`` before answering normally; "lost": act on the request, then
+#: close the connection without answering (the client cannot tell whether it took effect).
+FAULT_KINDS = frozenset({"503", "drop", "slow", "lost"})
 
 
 class InjectedFault(NamedTuple):
@@ -46,6 +47,27 @@ def _kinds(kinds: Iterable[str]) -> frozenset[str]:
     return result
 
 
+def parse_spec(spec: str) -> dict[str, float]:
+    """``"503=0.1,drop=0.1,slow=0.1,lost=0.1"`` as {kind: probability}; the sum is at most 1."""
+    rates: dict[str, float] = {}
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        kind, sep, value = part.partition("=")
+        kind = kind.strip()
+        try:
+            rate = float(value) if sep else float("nan")
+        except ValueError:
+            rate = float("nan")
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"fault {part.strip()!r}: write KIND=PROBABILITY, e.g. 503=0.1")
+        (kind,) = _kinds([kind])
+        rates[kind] = rates.get(kind, 0.0) + rate
+    if sum(rates.values()) > 1.0 + 1e-9:
+        raise ValueError(f"fault probabilities add up to more than 1: {spec}")
+    return rates
+
+
 class Faults:
     """Decides, per request, whether and how a server misbehaves.
 
@@ -61,6 +83,7 @@ class Faults:
         self._methods: frozenset[str] | None = None
         self._seed: int | None = None
         self._random = random.Random()
+        self._rates: dict[str, float] = {}
         self._planned: list[_Planned] = []
         self.slow_seconds = 0.5
         #: Seconds sent as ``Retry-After`` with injected 503s (None: no header).
@@ -103,6 +126,21 @@ class Faults:
             self._seed = value
             self._random = random.Random(value)
 
+    @property
+    def rates(self) -> dict[str, float]:
+        """Per-kind probabilities (they replace ``rate``/``kinds`` while set)."""
+        with self._lock:
+            return dict(self._rates)
+
+    @rates.setter
+    def rates(self, value: dict[str, float] | str) -> None:
+        rates = parse_spec(value) if isinstance(value, str) else dict(value)
+        _kinds(rates)
+        if any(not 0.0 <= r <= 1.0 for r in rates.values()) or sum(rates.values()) > 1 + 1e-9:
+            raise ValueError(f"fault probabilities must be within 0..1, adding up to 1: {rates}")
+        with self._lock:
+            self._rates = rates
+
     def fail_next(
         self,
         n: int = 1,
@@ -128,6 +166,7 @@ class Faults:
         with self._lock:
             self._planned.clear()
             self._rate = 0.0
+            self._rates = {}
             self._kinds = frozenset({"503"})
             self._methods = None
             self.retry_after = None
@@ -142,11 +181,16 @@ class Faults:
                     kind = planned.kind
                     del self._planned[index]
                     break
-            if (
-                kind is None
-                and self._rate > 0.0
-                and (self._methods is None or method in self._methods)
-                and self._random.random() < self._rate
+            wanted = self._methods is None or method in self._methods
+            if kind is None and wanted and self._rates:
+                draw = self._random.random()
+                for candidate in sorted(self._rates):
+                    draw -= self._rates[candidate]
+                    if draw < 0:
+                        kind = candidate
+                        break
+            elif (
+                kind is None and self._rate > 0.0 and wanted and self._random.random() < self._rate
             ):
                 kind = self._random.choice(sorted(self._kinds))
             if kind is not None:

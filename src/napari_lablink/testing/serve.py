@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from napari_lablink.testing.faults import parse_spec
 from napari_lablink.testing.mikro.server import MikroStandIn
 from napari_lablink.testing.tracker.server import TrackerStandIn
 
@@ -39,8 +40,13 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def serve_mikro(port: int = 0, demo: bool = False) -> int:
-    """Serve until SIGINT/SIGTERM; returns the exit status."""
+def serve_mikro(port: int = 0, demo: bool = False, faults: str = "") -> int:
+    """Serve until SIGINT/SIGTERM; returns the exit status.
+
+    ``faults`` (``"503=0.1,drop=0.1,slow=0.1,lost=0.1"``) makes GraphQL and S3 misbehave that
+    often, after the demo data is seeded.
+    """
+    rates = parse_spec(faults)
     stop = threading.Event()
     with _stop_on_signals(stop), MikroStandIn(port=port) as stand_in:
         uris: dict[str, str] = {}
@@ -54,6 +60,10 @@ def serve_mikro(port: int = 0, demo: bool = False) -> int:
             "token": stand_in.token,
             "uris": uris,
         }
+        if rates:
+            line["faults"] = rates
+        stand_in.faults.rates = rates
+        stand_in.s3.faults.rates = rates
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
         stop.wait()
@@ -76,11 +86,14 @@ def serve_tracker(
     size: int = 512,
     out: TextIO | None = None,
     stop: threading.Event | None = None,
+    faults: str = "",
 ) -> int:
     """Serve until SIGINT/SIGTERM (or until ``stop`` is set); returns the exit status.
 
-    ``size`` is the demo FOVs' width in pixels (512 or 1024 are typical).
+    ``size`` is the demo FOVs' width in pixels (512 or 1024 are typical); ``faults`` as for
+    :func:`serve_mikro`.
     """
+    rates = parse_spec(faults)
     out = out or sys.stdout
     stop = stop or threading.Event()
     with _stop_on_signals(stop), TrackerStandIn(port=port) as standin:
@@ -94,6 +107,9 @@ def serve_tracker(
             seeded = standin.seed_demo(size=size)
             info["run_label"] = seeded["run"]["label"]
             info["images"] = demo_uris(standin, seeded)
+        if rates:
+            info["faults"] = rates
+        standin.faults.rates = rates
         print(json.dumps(info), file=out, flush=True)
         stop.wait()
     return 0

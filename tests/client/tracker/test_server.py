@@ -236,7 +236,7 @@ def test_posts_are_retried_on_503_but_login_is_not(tracker: TrackerStandIn) -> N
         tracker.faults.fail_next(2, methods=["POST"], path_contains="/imagesets/")
         created = server.create_imageset([tracker.image_id], "retried", None, "after 503s")
     assert created["images"] == [tracker.image_id] and created["description"] == "after 503s"
-    posts = [r.status for r in tracker.requests if r.path == "/imagesets/"]
+    posts = [r.status for r in tracker.requests if (r.method, r.path) == ("POST", "/imagesets/")]
     assert posts == [503, 503, 201]
     assert len(tracker.state.imagesets) == 1
 

@@ -26,6 +26,7 @@ from zarr.abc.store import ByteRequest
 from zarr.storage import ObjectStore, WrapperStore
 from zarr.types import AnyArray
 
+from napari_lablink.client.deadline import configured_seconds
 from napari_lablink.client.errors import (
     AuthenticationError,
     NotFoundError,
@@ -33,6 +34,7 @@ from napari_lablink.client.errors import (
     UploadError,
 )
 from napari_lablink.client.lazy import ChunkIndex, ReadAhead, chunked_array
+from napari_lablink.client.mikro.s3errors import s3_failure
 
 if TYPE_CHECKING:
     from zarr.core.buffer import Buffer, BufferPrototype
@@ -41,6 +43,8 @@ __all__ = ["GrantedStore", "S3Grant", "granted", "lazy_array", "missing_data", "
 
 T = TypeVar("T")
 
+#: The most one S3 request (a chunk) may take.
+S3_REQUEST_SECONDS = 20.0
 #: Ask for a new grant this many seconds before the old one expires.
 _EXPIRY_MARGIN = 30.0
 #: S3 error codes that mean "these credentials are no good" (S3 sends ExpiredToken with a 400).
@@ -201,7 +205,9 @@ class GrantedStore(WrapperStore[ObjectStore[S3Store]]):
             client_options={
                 "allow_http": self.endpoint.startswith("http://"),
                 "connect_timeout": "5s",
-                "timeout": "120s",
+                # Per request; with retry_timeout below, a silent endpoint costs well under a
+                # minute, never obstore's default of minutes per chunk.
+                "timeout": f"{min(S3_REQUEST_SECONDS, configured_seconds()):g}s",
                 "pool_max_idle_per_host": "64",
             },
             retry_config={
@@ -256,6 +262,10 @@ class GrantedStore(WrapperStore[ObjectStore[S3Store]]):
             raise self._translate(exc, key) from None
 
     def _translate(self, exc: Exception, key: str) -> Exception:
+        obj = f"s3://{self.grant.bucket}/{self.grant.key}/{key}".rstrip("/")
+        translated = s3_failure(exc, self.endpoint, obj)
+        if translated is not None:
+            return translated
         if isinstance(exc, obx.GenericError) and (
             "connect" in str(exc).lower() or "timed out" in str(exc).lower()
         ):

@@ -4,8 +4,8 @@ Every store (the full image and each pyramid level) has its own grant. An upload
 upload grant per store, writes zarr v3 arrays, closes every store with ``finishZarrUpload``
 (``valid: false`` when anything failed, so the server discards it) and only then registers the
 images with ``fromArrayLike``; a pyramid's levels are registered as scale views of the full
-image. Registration mutations are never retried after a dropped connection, so they cannot run
-twice.
+image. A registration whose answer is lost is looked up by the upload's key before it is sent
+again (:mod:`.reconcile`), and a failed upload deletes what it registered.
 """
 
 from __future__ import annotations
@@ -24,8 +24,15 @@ from zarr.errors import NodeNotFoundError
 from zarr.types import AnyArray
 
 from napari_lablink.client.colors import wavelength_to_rgb
-from napari_lablink.client.errors import LablinkError, NotFoundError, ProtocolError, UploadError
-from napari_lablink.client.mikro import queries
+from napari_lablink.client.errors import (
+    LablinkError,
+    NotFoundError,
+    ProtocolError,
+    UploadError,
+    malformed_answers,
+    mark_upload_failure,
+)
+from napari_lablink.client.mikro import queries, reconcile
 from napari_lablink.client.mikro.blocks import (
     downsampled,
     plane_chunks,
@@ -41,6 +48,7 @@ from napari_lablink.client.mikro.datalayer import (
     write_failed,
 )
 from napari_lablink.client.mikro.generation import Listed, UploadRequest
+from napari_lablink.client.mikro.s3errors import write_failure
 from napari_lablink.client.mikro.session import MikroSession
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
 from napari_lablink.client.upload import Progress
@@ -74,7 +82,7 @@ class Images:
                 Listed(
                     object_id=str(item["id"]),
                     name=item.get("name") or f"image {item['id']}",
-                    tags=tuple(item.get("tags") or ()),
+                    tags=reconcile.user_tags(item.get("tags")),
                     shape=tuple(store["shape"]) if store.get("shape") else None,
                     dtype=store.get("dtype"),
                 )
@@ -133,7 +141,7 @@ class Images:
             server_metadata={
                 "id": image.get("id"),
                 "name": image.get("name"),
-                "tags": image.get("tags"),
+                "tags": list(reconcile.user_tags(image.get("tags"))),
                 "store": {k: image["store"].get(k) for k in ("id", "path", "shape", "dtype")},
                 "pyramid": [v["image"]["id"] for v in views],
             },
@@ -171,43 +179,118 @@ class Images:
         progress: Progress | None,
         cancel: threading.Event | None,
     ) -> str:
-        """Upload every level, close the stores, then register the full image and its levels."""
+        """Upload every level, close the stores, then register the full image and its levels.
+
+        Every registration carries the upload's key tag, so a registration whose answer was
+        lost is looked up instead of sent twice. If anything fails, what was registered is
+        deleted again and every store not in use is finished invalid; the error says whether
+        anything stayed registered.
+        """
         obj = f"new image {request.name!r}"
+        key = reconcile.new_key()
         levels = _levels(request)
+        _refuse_empty(levels[0], self.session.label, obj)
         planned = [(level, plane_chunks(level.shape)) for level in levels]
         blocks = _Blocks(planned, progress)
         stores: list[_Store] = []
+        registered: list[str] = []
         try:
-            for level, chunks in planned:
-                grant = self.session.graphql(
-                    queries.REQUEST_ZARR_UPLOAD,
-                    {"input": {"shape": list(level.shape), "chunks": list(chunks), "version": "3"}},
-                    obj=obj,
-                    idempotent=False,
-                )["requestZarrUpload"]
-                stores.append(_Store(grant))
-                self._check_size(grant, level, obj)
-                target = _upload_array(endpoint, grant, level, chunks, obj)
-                write_blocks(
-                    level, target, progress=blocks.for_next(level.shape, chunks), cancel=cancel
-                )
-            for store in stores:
-                self.session.graphql(
-                    queries.FINISH_ZARR_UPLOAD,
-                    {"input": {"storeId": store.grant["store"], "valid": True}},
-                    obj=obj,
-                    idempotent=False,
-                )
-                store.finished = True
+            with malformed_answers(self.session.label, obj):
+                for level, chunks in planned:
+                    grant = self.session.graphql(
+                        queries.REQUEST_ZARR_UPLOAD,
+                        {
+                            "input": {
+                                "shape": list(level.shape),
+                                "chunks": list(chunks),
+                                "version": "3",
+                            }
+                        },
+                        obj=obj,
+                        # A lost answer leaves an empty store nobody knows of; asking again is
+                        # harmless.
+                        idempotent=True,
+                    )["requestZarrUpload"]
+                    stores.append(_Store(grant))
+                    self._check_size(grant, level, obj)
+                    target = _upload_array(endpoint, grant, level, chunks, obj)
+                    write_blocks(
+                        level, target, progress=blocks.for_next(level.shape, chunks), cancel=cancel
+                    )
+                for store in stores:
+                    self.session.graphql(
+                        queries.FINISH_ZARR_UPLOAD,
+                        {"input": {"storeId": store.grant["store"], "valid": True}},
+                        obj=obj,
+                        idempotent=True,  # finishing a store twice changes nothing
+                    )
+                    store.finished = True
+                for n, store in enumerate(stores):
+                    scale = None if n == 0 else (registered[0], 2**n)
+                    registered.append(self._register(request, key, store, obj, scale))
         except BaseException as exc:
+            remains = self._roll_back(request, key, registered, len(stores), obj)
             self._abandon(stores, obj)
-            if isinstance(exc, LablinkError) or not isinstance(exc, Exception):
+            if isinstance(exc, LablinkError):
+                mark_upload_failure(exc, remains)
                 raise
-            raise write_failed(exc, self.session.scrub, endpoint, obj) from exc
-        full_id = self._register(request, stores[0].grant["store"], obj, scale=None)
-        for n, store in enumerate(stores[1:], start=1):
-            self._register(request, store.grant["store"], obj, scale=(full_id, 2**n))
-        return full_id
+            if not isinstance(exc, Exception):
+                raise
+            failure = write_failure(
+                exc, lambda e: write_failed(e, self.session.scrub, endpoint, obj), endpoint, obj
+            )
+            raise mark_upload_failure(failure, remains) from exc
+        return registered[0]
+
+    def _register(
+        self,
+        request: UploadRequest,
+        key: str,
+        store: _Store,
+        obj: str,
+        scale: tuple[str, int] | None,
+    ) -> str:
+        """``fromArrayLike`` once, whatever happens to its answers."""
+        payload = _registration(request, store.grant["store"], scale)
+        payload["tags"] = [*payload["tags"], key]
+
+        def create() -> str:
+            created = self.session.graphql(
+                queries.FROM_ARRAY_LIKE, {"input": payload}, obj=obj, idempotent=False
+            )["fromArrayLike"]
+            if not created or not created.get("id"):
+                raise ProtocolError(
+                    "fromArrayLike returned no image", server=self.session.label, obj=obj
+                )
+            return str(created["id"])
+
+        def find() -> str | None:
+            found = reconcile.find_images(self.session, payload["name"], key, obj)
+            return found[0] if found else None
+
+        image_id = reconcile.create_once(create, find, "fromArrayLike")
+        store.registered = True
+        return image_id
+
+    def _roll_back(
+        self, request: UploadRequest, key: str, registered: list[str], levels: int, obj: str
+    ) -> list[str]:
+        """Delete what this upload registered, also what a lost answer may have registered
+        (found by the upload key); returns what could not be deleted."""
+        ids = list(registered)
+        if len(ids) < levels:  # a registration may have happened without our knowing
+            names = [_level_name(request.name, n) for n in range(len(ids), levels)]
+            try:
+                for name in names:
+                    ids += [i for i in reconcile.find_images(self.session, name, key, obj)]
+            except LablinkError as exc:
+                log.warning("could not look for registrations of %s: %s", key, exc)
+                return [*ids, f"any image tagged {key}"]
+        if not ids:
+            return []
+        # Scale levels first: the full image is what users find, and what they must not find
+        # without its levels.
+        return reconcile.delete_images(self.session, list(reversed(ids)), obj)
 
     def _check_size(self, grant: dict[str, Any], level: da.Array, obj: str) -> None:
         limit = grant.get("maxBytes")
@@ -221,34 +304,19 @@ class Images:
             )
 
     def _abandon(self, stores: list[_Store], obj: str) -> None:
-        """Tell the server to discard every store not yet finished (best effort: we are failing)."""
+        """Tell the server to discard every store no image uses (best effort: we are failing)."""
         for store in stores:
-            if store.finished:
+            if store.registered:
                 continue
             try:
                 self.session.graphql(
                     queries.FINISH_ZARR_UPLOAD,
                     {"input": {"storeId": store.grant["store"], "valid": False}},
                     obj=obj,
-                    idempotent=False,
+                    idempotent=True,
                 )
             except LablinkError as exc:
                 log.warning("could not abandon store %s: %s", store.grant.get("store"), exc)
-
-    def _register(
-        self, request: UploadRequest, store_id: str, obj: str, scale: tuple[str, int] | None
-    ) -> str:
-        created = self.session.graphql(
-            queries.FROM_ARRAY_LIKE,
-            {"input": _registration(request, store_id, scale)},
-            obj=obj,
-            idempotent=False,
-        )["fromArrayLike"]
-        if not created or not created.get("id"):
-            raise ProtocolError(
-                "fromArrayLike returned no image", server=self.session.label, obj=obj
-            )
-        return str(created["id"])
 
 
 def _pixel_size(views: list[dict[str, Any]]) -> dict[str, float]:
@@ -307,6 +375,8 @@ class _Store:
 
     grant: dict[str, Any]
     finished: bool = False
+    #: An image of this upload uses the store (deleting that image frees it).
+    registered: bool = False
 
 
 class _Blocks:
@@ -368,6 +438,22 @@ def _upload_array(
     )
 
 
+def _level_name(name: str, level: int) -> str:
+    """What pyramid level ``level`` is called (level 0 is the full image)."""
+    return name if level == 0 else f"{name} (1/{2**level})"
+
+
+def _refuse_empty(data: da.Array, server: str, obj: str) -> None:
+    """A store of zero pixels cannot be written or registered: say so before asking for one."""
+    if data.size == 0:
+        raise UploadError(
+            f"The data has no pixels (shape {tuple(data.shape)})",
+            server=server,
+            obj=obj,
+            hint="Nothing was registered; upload a layer with data",
+        )
+
+
 def _registration(
     request: UploadRequest, store_id: str, scale: tuple[str, int] | None
 ) -> dict[str, Any]:
@@ -377,7 +463,7 @@ def _registration(
     factor = scale[1] if scale else 1
     payload: dict[str, Any] = {
         "array": store_id,
-        "name": request.name if scale is None else f"{request.name} (1/{factor})",
+        "name": _level_name(request.name, 0 if scale is None else factor.bit_length() - 1),
         "tags": list(request.tags),
         "channelViews": [
             {"name": c.name, "cMin": i, "cMax": i, "emissionWavelength": c.emission_wavelength}

@@ -79,3 +79,17 @@ FROM_ARRAY_LIKE = """
 mutation FromArrayLike($input: FromArrayLikeInput!) {
   fromArrayLike(input: $input) { id name store { id path shape } }
 }"""
+
+# -- looking up and rolling back uploads ----------------------------------------------------------
+
+#: Images by exact name, with their tags: where an upload's key tag is looked for.
+FIND_IMAGES = """
+query FindImages($filters: ImageFilter, $pagination: OffsetPaginationInput) {
+  images(filters: $filters, pagination: $pagination) { id name tags }
+}"""
+
+DELETE_IMAGE = """
+mutation DeleteImage($input: DeleteImageInput!) { deleteImage(input: $input) }"""
+
+DELETE_REPRESENTATION = """
+mutation DeleteRepresentation($id: ID!) { deleteRepresentation(id: $id) { id } }"""

@@ -3,11 +3,14 @@
 The Dataset sits at the representation's ``store`` (``<bucket>/<key>``): one variable ``data``
 with dims ``c, t, z, y, x``. One credentials query grants the whole bucket, for reading and
 writing. An upload writes the Dataset first and registers it with ``fromXArray`` only when every
-chunk is in, so a failed upload leaves nothing on the server.
+chunk is in, tagged with an upload key so a lost answer is looked up instead of sent twice
+(:mod:`.reconcile`); a failed upload deletes what it registered and the Dataset it wrote.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import uuid
 from typing import Any
@@ -17,8 +20,15 @@ from zarr.errors import NodeNotFoundError
 
 from napari_lablink.client.browse import split_tags
 from napari_lablink.client.colors import parse_color
-from napari_lablink.client.errors import LablinkError, NotFoundError, ProtocolError, UploadError
-from napari_lablink.client.mikro import queries
+from napari_lablink.client.errors import (
+    LablinkError,
+    NotFoundError,
+    ProtocolError,
+    UploadError,
+    malformed_answers,
+    mark_upload_failure,
+)
+from napari_lablink.client.mikro import queries, reconcile
 from napari_lablink.client.mikro.blocks import volume_chunks, write_blocks
 from napari_lablink.client.mikro.datalayer import (
     GrantedStore,
@@ -29,11 +39,14 @@ from napari_lablink.client.mikro.datalayer import (
     write_failed,
 )
 from napari_lablink.client.mikro.generation import Listed, UploadRequest
+from napari_lablink.client.mikro.s3errors import write_failure
 from napari_lablink.client.mikro.session import MikroSession
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
 from napari_lablink.client.upload import Progress
 
 __all__ = ["Representations"]
+
+log = logging.getLogger(__name__)
 
 #: The bucket generation 1 keeps every Dataset in.
 _BUCKET = "zarr"
@@ -58,7 +71,7 @@ class Representations:
             Listed(
                 object_id=str(item["id"]),
                 name=item.get("name") or f"representation {item['id']}",
-                tags=tuple(item.get("tags") or ()),
+                tags=reconcile.user_tags(item.get("tags")),
                 shape=tuple(item["shape"]) if item.get("shape") else None,
             )
             for item in found or []
@@ -113,7 +126,8 @@ class Representations:
             channels=[_channel(described, i) for i in range(array.shape[0])],
             is_labels=variety == "MASK",
             is_rgb=variety == "RGB" and array.shape[0] in (3, 4),
-            server_metadata={k: rep.get(k) for k in ("id", "name", "tags", "variety", "store")}
+            server_metadata={k: rep.get(k) for k in ("id", "name", "variety", "store")}
+            | {"tags": list(reconcile.user_tags(rep.get("tags")))}
             | {"sample": rep.get("sample"), "origins": rep.get("origins")},
         )
 
@@ -136,7 +150,19 @@ class Representations:
                 raise UploadError("The server granted no S3 credentials", server=label, obj=obj)
             return granted(answer, _BUCKET, key, server=label, obj=obj)
 
-        store = GrantedStore(endpoint, grant, read_only=False)
+        if data.size == 0:
+            raise UploadError(
+                f"The data has no pixels (shape {tuple(data.shape)})",
+                server=label,
+                obj=obj,
+                hint="Nothing was registered; upload a layer with data",
+            )
+        upload_key = reconcile.new_key()
+        try:
+            store = GrantedStore(endpoint, grant, read_only=False)
+        except LablinkError as exc:
+            mark_upload_failure(exc)  # nothing written, nothing registered
+            raise
         try:
             group = zarr.open_group(
                 store, mode="w", zarr_format=2, attributes={"fileversion": "v1"}
@@ -156,26 +182,64 @@ class Representations:
             )
             write_blocks(data, array, progress=progress, cancel=cancel)
             zarr.consolidate_metadata(store, zarr_format=2)
-        except LablinkError:
-            raise
-        except Exception as exc:
-            raise write_failed(exc, self.session.scrub, endpoint, obj) from exc
-        created = self.session.graphql(
-            queries.FROM_XARRAY,
-            {
-                "xarray": f"{_BUCKET}/{key}",
-                "name": request.name,
-                "variety": "MASK" if request.labels else "RGB" if request.rgb else "VOXEL",
-                "tags": list(request.tags),
-                "origins": list(request.origins),
-                "omero": _omero(request),
-            },
-            obj=obj,
-            idempotent=False,
-        )["fromXArray"]
-        if not created or not created.get("id"):
-            raise ProtocolError("fromXArray returned no representation", server=label, obj=obj)
-        return str(created["id"])
+            with malformed_answers(label, obj):
+                return self._register(request, key, upload_key, obj)
+        except BaseException as exc:
+            remains = self._roll_back(upload_key, obj)
+            _delete_dataset(store)
+            if isinstance(exc, LablinkError):
+                mark_upload_failure(exc, remains)
+                raise
+            if not isinstance(exc, Exception):
+                raise
+            failure = write_failure(
+                exc, lambda e: write_failed(e, self.session.scrub, endpoint, obj), endpoint, obj
+            )
+            raise mark_upload_failure(failure, remains) from exc
+
+    def _register(self, request: UploadRequest, key: str, upload_key: str, obj: str) -> str:
+        """``fromXArray`` once: a lost answer is looked up by the upload key, not resent."""
+        variables = {
+            "xarray": f"{_BUCKET}/{key}",
+            "name": request.name,
+            "variety": "MASK" if request.labels else "RGB" if request.rgb else "VOXEL",
+            "tags": [*request.tags, upload_key],
+            "origins": list(request.origins),
+            "omero": _omero(request),
+        }
+
+        def create() -> str:
+            created = self.session.graphql(
+                queries.FROM_XARRAY, variables, obj=obj, idempotent=False
+            )["fromXArray"]
+            if not created or not created.get("id"):
+                raise ProtocolError(
+                    "fromXArray returned no representation", server=self.session.label, obj=obj
+                )
+            return str(created["id"])
+
+        def find() -> str | None:
+            found = reconcile.find_representations(self.session, upload_key, obj)
+            return found[0] if found else None
+
+        return reconcile.create_once(create, find, "fromXArray")
+
+    def _roll_back(self, upload_key: str, obj: str) -> list[str]:
+        """Delete whatever this upload registered (a lost answer included)."""
+        try:
+            found = reconcile.find_representations(self.session, upload_key, obj)
+        except LablinkError as exc:
+            log.warning("could not look for registrations of %s: %s", upload_key, exc)
+            return [f"any representation tagged {upload_key}"]
+        return reconcile.delete_representations(self.session, found, obj)
+
+
+def _delete_dataset(store: GrantedStore) -> None:
+    """Remove a written Dataset nothing will register (best effort: we are failing)."""
+    try:
+        asyncio.run(store.delete_dir(""))
+    except Exception as exc:
+        log.warning("could not delete the unregistered Dataset %s: %s", store.label, exc)
 
 
 def _channel(described: list[dict[str, Any]], index: int) -> Channel:

@@ -14,7 +14,13 @@ from napari_lablink.client.arrays import COLOUR_SAMPLES, check_upload_array
 from napari_lablink.client.browse import Entry
 from napari_lablink.client.config import Credentials
 from napari_lablink.client.connection import Server
-from napari_lablink.client.errors import AmbiguousArrayError, ConfigurationError, ProtocolError
+from napari_lablink.client.errors import (
+    AmbiguousArrayError,
+    ConfigurationError,
+    LablinkError,
+    ProtocolError,
+    mark_upload_failure,
+)
 from napari_lablink.client.mikro.generation import Generation, Listed, UploadRequest
 from napari_lablink.client.mikro.images import Images
 from napari_lablink.client.mikro.representations import Representations
@@ -24,7 +30,7 @@ from napari_lablink.client.mikro.session import MikroSession
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
 from napari_lablink.client.transport import Transport
 from napari_lablink.client.upload import Progress, to_ctzyx
-from napari_lablink.client.uri import RemoteURI
+from napari_lablink.client.uri import RemoteURI, check_s3_endpoint
 
 __all__ = ["NO_S3_ENDPOINT", "MikroServer"]
 
@@ -141,6 +147,8 @@ class MikroServer(RoiMethods, Server):
 
     def _s3_endpoint(self, uri: RemoteURI) -> str:
         endpoint = uri.option("s3") or self.credentials.s3 or self._granted_s3
+        if endpoint:
+            return check_s3_endpoint(endpoint)
         if not endpoint:
             raise ConfigurationError(
                 NO_S3_ENDPOINT,
@@ -217,7 +225,12 @@ class MikroServer(RoiMethods, Server):
             pyramid=pyramid,
             origins=tuple(origins),
         )
-        new_id = generation.upload(request, endpoint, progress=progress, cancel=cancel)
+        try:
+            new_id = generation.upload(request, endpoint, progress=progress, cancel=cancel)
+        except LablinkError as exc:
+            if exc.registered is None:  # failed before anything could be registered
+                mark_upload_failure(exc)
+            raise
         # Keep the S3 option, so the URI opens as it is (it names no secret); a granted
         # endpoint comes with the login instead.
         kept = (("s3", endpoint),) if endpoint != self._granted_s3 else ()

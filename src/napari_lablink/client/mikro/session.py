@@ -14,6 +14,7 @@ from napari_lablink.client.errors import (
     NotFoundError,
     ProtocolError,
     ServerError,
+    cut,
 )
 from napari_lablink.client.transport import Transport
 
@@ -84,7 +85,7 @@ class MikroSession:
             str(e.get("message", e)) if isinstance(e, dict) else str(e)
             for e in (errors if isinstance(errors, list) else [errors])
         ]
-        said = self.scrub("; ".join(messages))[:300]
+        said = cut(self.scrub("; ".join(messages)), 300)
         lowered = said.lower()
         if "no authorization header" in lowered:
             return AuthenticationError(

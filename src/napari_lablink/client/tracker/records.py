@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from napari_lablink.client.errors import AmbiguousImageError, NotFoundError
+from napari_lablink.client.errors import AmbiguousImageError, NotFoundError, cut
 from napari_lablink.client.tracker.models import Conjugate, TrackerImage, TrackerRun
 from napari_lablink.client.tracker.session import TrackerSession
 
@@ -20,9 +20,9 @@ __all__ = [
 def checked_id(session: TrackerSession, value: int | str, obj: str) -> str:
     """``value`` as the tracker's image id, or a NotFoundError saying what an id looks like."""
     text = str(value).strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or len(text) > 20:
         raise NotFoundError(
-            f"{text!r} is not a tracker image id (a whole number)",
+            f"{cut(text, 40)!r} is not a tracker image id (a whole number, digits 0-9)",
             server=session.label,
             obj=obj,
             hint="Use mibi://HOST/images/ID or mibi://HOST/runs/RUN_LABEL/FOV",

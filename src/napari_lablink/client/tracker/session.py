@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from napari_lablink.client.config import Credentials
+from napari_lablink.client.deadline import configured_seconds
 from napari_lablink.client.errors import AuthenticationError, ConfigurationError
 from napari_lablink.client.transport import HeaderAuth, RetryPolicy, Transport, describe_response
 from napari_lablink.client.uri import RemoteURI
@@ -30,6 +31,8 @@ TRACKER_RETRY = RetryPolicy(attempts=4, backoff=0.3)
 CALL_TIMEOUT = httpx.Timeout(10.0)
 TRANSFER_TIMEOUT = httpx.Timeout(30.0)
 REFRESH_SECONDS = 300.0
+#: The most a login may take, however slowly the server answers.
+LOGIN_SECONDS = 30.0
 
 _LOGIN_HINT = (
     "Pass email= and password= (or token=) to napari_lablink.connect, set LABLINK_MIBI_EMAIL "
@@ -123,6 +126,7 @@ class TrackerSession:
             timeout=CALL_TIMEOUT,
             retry=RetryPolicy(attempts=1),
             max_connections=1,
+            deadline=min(configured_seconds(), LOGIN_SECONDS),
         ) as login:
             response = login.request(
                 "POST",
@@ -169,7 +173,8 @@ class TrackerSession:
             self._refreshed = self._clock()
 
     def _token_of(self, response: httpx.Response, route: str) -> str:
-        token = self.json_of(response, route).get("token")
+        body = self.json_of(response, route)
+        token = body.get("token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise self.transport.protocol_error(f"The answer of {route} holds no token")
         return token
@@ -183,25 +188,34 @@ class TrackerSession:
                 self.refresh()
 
     def _said(self, response: httpx.Response) -> str:
-        return self.transport.scrub(describe_response(response) or f"HTTP {response.status_code}")
+        said = describe_response(response, scrub=self.transport.scrub)
+        return said or f"HTTP {response.status_code}"
 
     # -- calls ----------------------------------------------------------------------------------
 
     def request(
-        self, method: str, route: str, *, obj: str | None = None, **kwargs: Any
+        self,
+        method: str,
+        route: str,
+        *,
+        obj: str | None = None,
+        idempotent: bool = True,
+        **kwargs: Any,
     ) -> httpx.Response:
         """One call to a tracker route (``"images/7/"``): session kept, retried, typed errors.
 
         ``kwargs`` go to httpx (``params``, ``json``, ``data``, ``files``, ...). A token the
         tracker no longer accepts although it was not due for refresh (the computer slept, the
         server restarted) is replaced by logging in again, once, when a password is at hand.
+        Set ``idempotent=False`` for calls that create something: a lost answer then raises
+        :class:`~napari_lablink.client.errors.LostAnswerError` instead of being sent again.
         """
         self._keep()
         kwargs.setdefault("timeout", CALL_TIMEOUT)
         route = route.lstrip("/")
         used = self.token
         response = self.transport.request(
-            method, route, idempotent=True, obj=obj, expect=(401,), **kwargs
+            method, route, idempotent=idempotent, obj=obj, expect=(401,), **kwargs
         )
         if response.status_code != 401:
             return response
@@ -210,7 +224,7 @@ class TrackerSession:
         with self._lock:
             if self.token == used:  # no other thread has logged in again meanwhile
                 self._login()
-        return self.transport.request(method, route, idempotent=True, obj=obj, **kwargs)
+        return self.transport.request(method, route, idempotent=idempotent, obj=obj, **kwargs)
 
     def json(self, method: str, route: str, *, obj: str | None = None, **kwargs: Any) -> Any:
         """The JSON answer of :meth:`request` (``{}`` for an empty one)."""
@@ -255,7 +269,15 @@ class TrackerSession:
         if not url.startswith(("http://", "https://")):
             raise self.transport.protocol_error(f"The signed URL is not absolute: {url[:40]}", obj)
         return self.transport.request(
-            method, url, idempotent=True, obj=obj, timeout=TRANSFER_TIMEOUT, auth=None, **kwargs
+            method,
+            url,
+            idempotent=True,
+            obj=obj,
+            timeout=TRANSFER_TIMEOUT,
+            auth=None,
+            max_bytes=None,  # whole MIBItiffs; the deadline still bounds the time
+            deadline=10 * configured_seconds(),
+            **kwargs,
         )
 
     def signed_url(self, route: str, obj: str | None, **params: Any) -> str:

@@ -11,10 +11,11 @@ from typing import IO, Any
 
 import numpy as np
 
-from napari_lablink.client.errors import ConfigurationError, ProtocolError
+from napari_lablink.client.errors import ChannelDataError, ConfigurationError, ProtocolError
 from napari_lablink.client.tracker import records
 from napari_lablink.client.tracker.channels import channel_file
 from napari_lablink.client.tracker.models import TrackerImage, TrackerRun, related_id
+from napari_lablink.client.tracker.reconcile import create_once, listed
 from napari_lablink.client.tracker.session import TrackerSession
 
 __all__ = [
@@ -65,7 +66,15 @@ def upload_channel(
                 obj=obj,
                 hint="Pass filename='<channel>' (optionally ending in .png or .tiff)",
             )
-        name, payload, content_type = channel_file(np.asarray(image_file), filename)
+        plane = np.asarray(image_file)
+        if plane.size == 0:
+            raise ChannelDataError(
+                f"The channel has no pixels (shape {plane.shape})",
+                server=session.label,
+                obj=obj,
+                hint="Nothing was uploaded; a channel is one 2-D plane with data",
+            )
+        name, payload, content_type = channel_file(plane, filename)
     else:
         name, payload = _file_payload(image_file, filename, "upload_channel")
         content_type = "image/png" if name.lower().endswith(".png") else "image/tiff"
@@ -113,18 +122,26 @@ def create_imageset(
     project_id: int | None,
     imageset_description: str | None = None,
 ) -> dict[str, Any]:
-    """A new image set of these images in a project."""
-    return session.json_object(
-        "POST",
+    """A new image set of these images in a project; made once, whatever answers get lost."""
+    images = [int(i) for i in image_ids]
+    created = create_once(
+        session,
         "imagesets/",
+        obj=f"image set {imageset_name!r}",
+        existing=lambda: [
+            s for s in listed(session, "imagesets/") if s.get("name") == imageset_name
+        ],
+        matches=lambda s: sorted(s.get("images") or []) == sorted(images),
         json={
-            "images": [int(i) for i in image_ids],
+            "images": images,
             "name": imageset_name,
             "project": project_id,
             "description": imageset_description,
         },
-        obj=f"image set {imageset_name!r}",
     )
+    if not isinstance(created, dict):
+        raise session.transport.protocol_error("The tracker answered imagesets/ with no object")
+    return created
 
 
 def copy_run(
@@ -158,12 +175,14 @@ def copy_run(
     fields.update(kwargs)
     data = {k: str(v) for k, v in fields.items() if v is not None and v != ""}
     filename = str(extra.get("filename") or old.xml)
-    new = session.json(
-        "POST",
+    new = create_once(
+        session,
         "runs/",
+        obj=f"run {new_label!r}",
+        existing=lambda: listed(session, "runs/", label=new_label),
+        matches=lambda run: run.get("label") == new_label,
         data=data,
         files={"xml": (filename, xml, "application/xml")},
-        obj=f"run {new_label!r}",
     )
     return old, TrackerRun.model_validate(new)
 
@@ -207,12 +226,18 @@ def _file_payload(source: FileSource, filename: str | None, operation: str) -> t
         path = os.fspath(source)
         try:
             with open(path, "rb") as handle:
-                return filename or os.path.basename(path), handle.read()
+                payload = handle.read()
         except OSError as exc:
             raise ConfigurationError(
                 f"Cannot read {path} for {operation}: {exc.strerror}",
                 hint="Check the path and its permissions",
             ) from None
+        if not payload:
+            raise ConfigurationError(
+                f"{operation} was given an empty file ({path})",
+                hint="Nothing was uploaded; pick the file with the data",
+            )
+        return filename or os.path.basename(path), payload
     if isinstance(source, bytes | bytearray | memoryview):
         payload = bytes(source)
     elif hasattr(source, "read"):
@@ -227,6 +252,11 @@ def _file_payload(source: FileSource, filename: str | None, operation: str) -> t
             f"not {type(source).__name__}"
         )
     name = filename or os.path.basename(str(getattr(source, "name", "") or ""))
+    if not payload:
+        raise ConfigurationError(
+            f"{operation} was given an empty file{f' ({name})' if name else ''}",
+            hint="Nothing was uploaded; pick the file with the data",
+        )
     if not name:
         raise ConfigurationError(
             f"{operation} cannot tell the file's name", hint="Pass filename='<name>.png'"

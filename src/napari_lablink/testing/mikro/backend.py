@@ -100,6 +100,13 @@ class MikroBackend:
             self.state.representations[representation.id] = representation
         return representation
 
+    def delete_representation(self, id: str) -> str:
+        """Forget a representation; its Dataset stays on S3, as on the real server."""
+        with self.state.lock:
+            representation = self.state.representation(id)
+            del self.state.representations[representation.id]
+        return representation.id
+
     def find_representations(
         self, name: str | None, tags: Sequence[str] | None, limit: int | None, offset: int | None
     ) -> list[Representation]:
@@ -218,6 +225,25 @@ class MikroBackend:
                 view.image = image.id
                 self.state.scale_views.append(view)
         return image
+
+    def delete_image(self, id: str) -> str:
+        """Delete an image, the scale views that name it and its store's data.
+
+        The real server flags the store as orphaned and frees it later; here it goes at once,
+        so what an upload left behind is visible as stores that are neither referenced nor
+        discarded.
+        """
+        with self.state.lock:
+            image = self.state.image(id)
+            del self.state.images[image.id]
+            self.state.scale_views = [
+                v for v in self.state.scale_views if image.id not in (v.image, v.parent)
+            ]
+            store = self.state.stores.get(image.store)
+        if store is not None and not any(i.store == store.id for i in self.state.images.values()):
+            self.s3.delete_prefix(store.s3_bucket, store.key + "/")
+            store.state = STORE_DISCARDED
+        return image.id
 
     def find_images(
         self, filters: dict[str, Any] | None, offset: int, limit: int | None

@@ -57,6 +57,9 @@ class Gen1Root:
         )
         return self._as_dict(representation)
 
+    def deleteRepresentation(self, info: Any, id: str) -> dict[str, Any]:
+        return {"id": self._backend.delete_representation(id)}
+
     def _as_dict(self, representation: Representation) -> dict[str, Any]:
         state = self._backend.state
         omero = representation.omero

@@ -80,6 +80,9 @@ class Gen2Root:
         )
         return self._image(image)
 
+    def deleteImage(self, info: Any, input: dict[str, Any]) -> str:
+        return self._backend.delete_image(input["id"])
+
     def _image(self, image: Image) -> dict[str, Any]:
         state = self._backend.state
         return {

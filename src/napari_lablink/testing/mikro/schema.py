@@ -119,7 +119,12 @@ type Query {
   representations(name: String, tags: [String], limit: Int, offset: Int): [Representation]
 }
 
+type DeleteRepresentationResult {
+  id: String
+}
+
 type Mutation {
+  deleteRepresentation(id: ID!): DeleteRepresentationResult
   fromXArray(
     xarray: XArrayInput!
     name: String
@@ -309,6 +314,10 @@ input PartialInstanceMaskViewInput {
   labels: LabelsLike
 }
 
+input DeleteImageInput {
+  id: ID!
+}
+
 input FromArrayLikeInput {
   array: ArrayLike!
   name: String!
@@ -330,6 +339,7 @@ type Mutation {
   requestZarrUpload(input: RequestZarrUploadInput!): ZarrUploadGrant!
   finishZarrUpload(input: FinishZarrUploadInput!): ZarrStore!
   fromArrayLike(input: FromArrayLikeInput!): Image!
+  deleteImage(input: DeleteImageInput!): ID!
 }
 """
 

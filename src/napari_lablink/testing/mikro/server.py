@@ -120,6 +120,9 @@ class _GraphQLHandler(QuietHandler):
         status, answer, content_type = stand_in._answer(
             path, body, self.headers.get("Authorization")
         )
+        if fault == "lost":
+            self.drop_connection()  # acted on, never answered
+            return
         self.send_bytes(status, answer, content_type)
 
     def do_GET(self) -> None:

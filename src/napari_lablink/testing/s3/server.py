@@ -175,12 +175,13 @@ class _GatewayHandler(QuietHandler):
         if error is not None:
             self._send_error(error, path)
             return
-        self._forward(body)
+        self._forward(body, lose=fault == "lost")
 
     def _send_error(self, error: S3Error, path: str, headers: dict[str, str] | None = None) -> None:
         self.send_bytes(error.status, error.xml(path), "application/xml", headers)
 
-    def _forward(self, body: bytes) -> None:
+    def _forward(self, body: bytes, lose: bool = False) -> None:
+        """Pass the request to moto and its answer back; ``lose`` drops the answer instead."""
         stand_in = self.server.stand_in
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         headers["Host"] = stand_in._moto_authority
@@ -198,6 +199,14 @@ class _GatewayHandler(QuietHandler):
                 connection.close()
                 if attempt:
                     raise
+        if lose:
+            response.read()
+            if response.will_close:
+                connection.close()
+            else:
+                pool.release(connection)
+            self.drop_connection()
+            return
         self.send_response(response.status, response.reason)
         length = response.getheader("Content-Length")
         for name, value in response.getheaders():

@@ -470,7 +470,7 @@ class _Handler(QuietHandler):
             response = _json(503, {"detail": "Service temporarily unavailable."}, headers)
         else:
             response = standin.api.dispatch(self._request(path, split.query, body))
-        if standin.take_lost_response(path):
+        if fault == "lost" or standin.take_lost_response(path):
             standin.record(LoggedRequest(self.command, path, authorization, None))
             self.drop_connection()
             return
