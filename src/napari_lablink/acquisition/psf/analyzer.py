@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_lablink.acquisition.callbacks import Callbacks
+from napari_lablink.acquisition.psf.alignment import assess_alignment
 from napari_lablink.acquisition.psf.analysis import analyze_stack
 from napari_lablink.acquisition.psf.results import DEFAULT_OPTIONS, PSFOptions, PSFResult
 
@@ -183,7 +184,14 @@ class PSFAnalyzer:
                 positions=self._positions,
                 options=self.options,
             )
-        result = replace(result, channel=job.channel, version=version, stack_index=stack_index)
+            alignment = assess_alignment(stack, result, z)
+        result = replace(
+            result,
+            channel=job.channel,
+            version=version,
+            stack_index=stack_index,
+            alignment=alignment,
+        )
         self._latest[job.channel] = result
         self.analysed += 1
         self.result_ready(result)
