@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import matplotlib.image
 import numpy as np
 import pytest
 
@@ -14,6 +17,7 @@ from napari_lablink.acquisition.psf import (
     assess_alignment,
     theoretical_fwhm_um,
 )
+from napari_lablink.acquisition.report import write_psf_report
 
 PX, DZ = 0.1, 0.1
 Z = np.arange(61) * DZ  # 0 to 6 um
@@ -142,3 +146,29 @@ def test_the_analyzer_adds_the_alignment_to_every_result() -> None:
         result = analyzer.latest()
     assert result is not None and result.alignment is not None
     assert result.alignment.drift_x == pytest.approx(0.25, abs=0.04)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".pdf"])
+def test_psf_report_is_written_as_png_or_pdf(tmp_path, suffix) -> None:
+    psf = PSFModel(fwhm_x_um=0.3, fwhm_y_um=0.3, fwhm_z_um=0.9)
+    stack = microscope(psf).render_stack(Z)
+    result, a = alignment_of(stack)
+    result = replace(result, alignment=a)
+    path = write_psf_report(
+        tmp_path / f"report{suffix}",
+        result,
+        stack,
+        settings={"channel": "GFP", "exposure": "2 ms"},
+        optics=Optics(na=1.4, wavelength_um=0.51),
+    )
+    head = path.read_bytes()[:8]
+    if suffix == ".pdf":
+        assert head.startswith(b"%PDF")
+        assert b"/Image" in path.read_bytes() or path.stat().st_size > 20_000
+    else:
+        assert head == b"\x89PNG\r\n\x1a\n"
+        image = matplotlib.image.imread(path)
+        assert image.shape[0] > 800 and image.shape[1] > 1200  # A4 landscape at 110 dpi
+        assert image[..., :3].std() > 0.05  # drawn, not blank
+    with pytest.raises(ValueError, match=r"\.png or \.pdf"):
+        write_psf_report(tmp_path / "report.svg", result, stack)

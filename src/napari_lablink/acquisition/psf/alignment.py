@@ -41,7 +41,22 @@ class Profile:
 
     position_um: np.ndarray
     values: np.ndarray
-    fit: np.ndarray
+    centre_um: float
+    fwhm_um: float
+    amplitude: float
+    background: float
+
+    def model(self, position_um: np.ndarray) -> np.ndarray:
+        """The fit drawn as a Gaussian of the measured width, height and centre."""
+        sigma = self.fwhm_um / FWHM_PER_SIGMA
+        values: np.ndarray = self.background + self.amplitude * np.exp(
+            -0.5 * ((np.asarray(position_um) - self.centre_um) / sigma) ** 2
+        )
+        return values
+
+    @property
+    def fit(self) -> np.ndarray:
+        return self.model(self.position_um)
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,10 +168,8 @@ def _bead(stack: np.ndarray, b: BeadFit, z_um: np.ndarray, px: float, dz: float)
 def _profile(
     values: np.ndarray, pos: np.ndarray, centre: float, fwhm: float, b: BeadFit
 ) -> Profile:
-    """Data with the background added back, and a Gaussian of the fitted width and height."""
-    sigma = fwhm / FWHM_PER_SIGMA
-    fit = b.background + b.amplitude * np.exp(-0.5 * ((pos - centre) / sigma) ** 2)
-    return Profile(position_um=pos, values=values + b.background, fit=fit)
+    """The samples with the background added back, and the fit's parameters."""
+    return Profile(pos, values + b.background, centre, fwhm, b.amplitude, b.background)
 
 
 def _half_width(z: np.ndarray, v: np.ndarray, top: int, half: float, side: int) -> float:

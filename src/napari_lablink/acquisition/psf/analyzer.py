@@ -169,13 +169,20 @@ class PSFAnalyzer:
             if got is None:
                 return
             if isinstance(got, np.ndarray):
-                stack, z, version, stack_index = got, job.z_positions_um, job.version, -1
+                stack, z, version, stack_index, run_id = (
+                    got,
+                    job.z_positions_um,
+                    job.version,
+                    -1,
+                    -1,
+                )
             else:  # a leased engine stack: the newest, which may be newer than the one notified
-                stack, z, version, stack_index = (
+                stack, z, version, stack_index, run_id = (
                     got.data,
                     got.z_positions_um,
                     got.version,
                     got.stack_index,
+                    got.run_id,
                 )
             result = analyze_stack(
                 stack,
@@ -191,6 +198,7 @@ class PSFAnalyzer:
             version=version,
             stack_index=stack_index,
             alignment=alignment,
+            run_id=run_id,
         )
         self._latest[job.channel] = result
         self.analysed += 1

@@ -112,6 +112,7 @@ class PSFResult:
     stack_index: int = -1
     analysis_s: float = 0.0
     alignment: Alignment | None = None  # the live analyzer adds the alignment read-outs
+    run_id: int = -1  # the engine run the stack came from (-1: submitted directly)
 
     def rows(self) -> list[dict[str, object]]:
         """One dict per bead (failed ones with their reason), e.g. for a table or CSV."""
