@@ -14,6 +14,7 @@ from collections import deque
 
 import numpy as np
 import pyqtgraph as pg
+from qtpy.QtCore import QSize
 from qtpy.QtWidgets import QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from napari_lablink.acquisition import PSFResult
@@ -76,7 +77,7 @@ class AlignmentPlots(QWidget):
         for i, axis in enumerate(_AXES):
             plot = pg.PlotWidget(title=f"{axis} profile")
             plot.setLabel("bottom", f"{axis} (µm)")
-            plot.setMinimumHeight(110)
+            plot.setMinimumSize(60, 110)
             self.data_curves[axis] = plot.plot(
                 [], [], pen=None, symbol="o", symbolSize=4, symbolBrush=_COLOURS[axis]
             )
@@ -85,7 +86,7 @@ class AlignmentPlots(QWidget):
             grid.addWidget(plot, 0, i)
         self.history_plot = pg.PlotWidget(title="FWHM (µm) over the last stacks")
         self.history_plot.addLegend(offset=(-5, 5))
-        self.history_plot.setMinimumHeight(120)
+        self.history_plot.setMinimumSize(60, 120)
         self.history_curves = {
             a: self.history_plot.plot([], [], pen=pg.mkPen(_COLOURS[a], width=2), name=a)
             for a in _AXES
@@ -99,7 +100,7 @@ class AlignmentPlots(QWidget):
         for line in self.theory_lines.values():
             self.history_plot.addItem(line)
         self.sbr_plot = pg.PlotWidget(title="signal / background")
-        self.sbr_plot.setMinimumHeight(90)
+        self.sbr_plot.setMinimumSize(60, 90)
         self.sbr_curve = self.sbr_plot.plot([], [], pen=pg.mkPen("#81c784", width=2))
         grid.addWidget(self.history_plot, 1, 0, 1, 2)
         grid.addWidget(self.sbr_plot, 1, 2)
@@ -107,7 +108,8 @@ class AlignmentPlots(QWidget):
         averages = QHBoxLayout()
         for name in ("XY", "XZ", "YZ"):
             view = pg.GraphicsLayoutWidget()
-            view.setMinimumHeight(90)
+            view.setMinimumSize(40, 70)
+            view.setMaximumHeight(110)
             box = view.addViewBox(lockAspect=True, invertY=True)
             image = pg.ImageItem(axisOrder="row-major")
             box.addItem(image)
@@ -130,6 +132,11 @@ class AlignmentPlots(QWidget):
         for box in (self.na, self.wavelength, self.immersion):
             box.valueChanged.connect(self._update_theory)
         self._update_theory()
+
+    def sizeHint(self) -> QSize:
+        """As narrow as the form: pyqtgraph's views each ask for 640 px, which would widen
+        the dock and shrink the canvas."""
+        return QSize(380, 520)
 
     def optics(self) -> Optics | None:
         try:

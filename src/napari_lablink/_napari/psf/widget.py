@@ -187,12 +187,12 @@ class PSFWidget(QWidget):
         self.tabs.addTab(self.form, "settings")
         self.tabs.addTab(self.plots, "alignment")
         layout = QVBoxLayout(self)
-        layout.addWidget(self.tabs, 2)
+        layout.addWidget(self.tabs, 3)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         layout.addWidget(self.readout)
         layout.addLayout(channel_row)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.table, 2)
         layout.addLayout(exports)
 
         link, on_main = res.links.link, res.workers.on_main
