@@ -141,6 +141,7 @@ class PSFWidget(QWidget):
         self._connecting = False
         self._start_when_connected: tuple[int | None] | None = None
         self._psf_pending = False
+        self._last_old_run = -1  # results of this run and earlier ones are dropped
         self._marked_world: np.ndarray | None = None
         self._paced: PacedStacks | None = None
         self._psf_shown = 0.0
@@ -314,6 +315,8 @@ class PSFWidget(QWidget):
         self._paced.reset()
         self._res.analyzer.attach(self._paced, pixel_size_um=self.form.pixel_size.value())
         self._apply_marked_beads()
+        stats = engine.stats()  # run ids count up; the new run is made on the engine's thread
+        self._last_old_run = -1 if stats is None else stats.run_id
         engine.start(plan)
         self._apply_optics()
         self.tabs.setCurrentWidget(self.plots)
@@ -473,9 +476,7 @@ class PSFWidget(QWidget):
     def _on_psf(self, result: PSFResult) -> None:
         """Keep the newest result; the timer shows it (newest wins here too). A result of a
         run before the current one (still being analysed when it restarted) is dropped."""
-        engine = self._res.engine
-        stats = None if engine is None else engine.stats()
-        if result.run_id >= 0 and (stats is None or result.run_id != stats.run_id):
+        if 0 <= result.run_id <= self._last_old_run:
             return
         self._results[result.channel] = result
         if result.channel == self.psf_channel.currentIndex():
@@ -498,6 +499,7 @@ class PSFWidget(QWidget):
         """A new run or backend: nothing of the previous one stays on screen."""
         self._results.clear()
         self._psf_pending = False
+        self._last_old_run = -1  # another engine counts its runs afresh
         self._selected_bead = None
         self._display.bead_yx_px = None
         self._display.clear_beads()
