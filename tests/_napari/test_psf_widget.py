@@ -29,6 +29,7 @@ from napari_lablink.acquisition import (
     StackPlan,
 )
 from napari_lablink.acquisition.pacing import PacedStacks
+from napari_lablink.acquisition.psf import Optics
 
 pytestmark = pytest.mark.viewer
 
@@ -183,7 +184,7 @@ def test_psf_table_matches_ground_truth(make_widget, qtbot) -> None:
     qtbot.waitUntil(lambda: len(widget.results) == 2, timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: widget.table.rowCount() == 5, timeout=TIMEOUT_MS)
     mean = widget.table.mean_row()
-    assert mean["bead"] == "mean" and mean["status"] == "4 ok, 0 failed"
+    assert mean["bead"] == "mean" and mean["beads"] == "4 ok, 0 failed"
     for column, truth in (("FWHM x", 0.35), ("FWHM y", 0.35), ("FWHM z", 1.0)):
         value = float(mean[column])
         assert value == pytest.approx(truth, rel=0.05), column
@@ -283,6 +284,10 @@ def test_snap_and_exports(make_widget, qtbot, tmp_path) -> None:
     assert 'PhysicalSizeZ="0.25"' in ome and 'PhysicalSizeX="0.1"' in ome
     assert 'Name="GFP"' in ome and 'Name="RFP"' in ome
 
+    report = widget.export_report(tmp_path / "psf_report.png")
+    assert report.read_bytes()[:4] == b"\x89PNG" and report.stat().st_size > 50_000
+    assert widget.export_report(tmp_path / "psf_report.pdf").read_bytes()[:4] == b"%PDF"
+
     group = zarr.open_group(str(widget.export_stack(tmp_path / "stack.ome.zarr")), mode="r")
     (image,) = group.attrs["multiscales"]
     assert [a["name"] for a in image["axes"]] == ["c", "z", "y", "x"]
@@ -350,3 +355,81 @@ def test_closing_the_viewer_during_acquisition_stops_every_thread(make_widget, q
     viewer.close()
     qtbot.waitUntil(lambda: engine.state is EngineState.CLOSED, timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: not (lablink_threads() - before), timeout=TIMEOUT_MS)
+
+
+def test_a_restart_with_another_crop_shows_none_of_the_previous_rows(make_widget, qtbot) -> None:
+    viewer, widget = make_widget()
+    widget.start()
+    qtbot.waitUntil(lambda: widget.table.rowCount() == 5, timeout=TIMEOUT_MS)
+    widget.stop()
+    engine = widget.engine
+    qtbot.waitUntil(lambda: engine.state is EngineState.IDLE, timeout=TIMEOUT_MS)
+    widget.form.crop_w.setValue(64)  # the top-left quarter: one bead (3.0, 3.2 um) left
+    widget.form.crop_h.setValue(64)
+    widget.start()
+    assert widget.table.rowCount() == 0 and widget.results == {}
+    assert len(viewer.layers[BEADS_LAYER].data) == 0 if BEADS_LAYER in viewer.layers else True
+    assert len(widget.plots.history()) == 0
+    qtbot.waitUntil(lambda: widget.table.rowCount() > 0, timeout=TIMEOUT_MS)
+    run = engine.stats().run_id
+    assert all(r.run_id == run for r in widget.results.values())
+    # every row shown belongs to the cropped field: only beads inside 6.4 x 6.4 um
+    xs = [float(widget.table.item(r, 1).text()) for r in range(widget.table.rowCount() - 1)]
+    assert xs and all(x < 6.4 for x in xs)
+
+
+def test_layers_have_axis_labels_and_zoom_goes_to_the_selected_bead(make_widget, qtbot) -> None:
+    viewer, widget = make_widget()
+    assert not widget.zoom_to_bead()  # nothing selected yet
+    widget.start()
+    qtbot.waitUntil(
+        lambda: 0 in widget.results and widget.selected_bead is not None, timeout=TIMEOUT_MS
+    )
+    assert viewer.dims.axis_labels[0] == "z"
+    assert viewer.layers["GFP"].axis_labels == ("z", "y", "x")
+    zoom = viewer.camera.zoom
+    bead = next(b for b in widget.results[0].beads if b.bead == widget.selected_bead)
+    assert widget.zoom_to_bead()
+    assert viewer.camera.center[-2:] == pytest.approx((bead.y_um, bead.x_um))
+    assert viewer.camera.zoom > 2 * zoom
+    assert viewer.dims.current_step[0] == round(bead.z_px)
+
+
+def test_table_fits_the_dock_without_scrolling(make_widget, qtbot) -> None:
+    _, widget = make_widget()
+    widget.start()
+    qtbot.waitUntil(lambda: widget.table.rowCount() == 5, timeout=TIMEOUT_MS)
+    table = widget.table
+    assert table.columnCount() == 9
+    header = table.horizontalHeader()
+    assert header.length() <= table.viewport().width() + 1
+    assert [table.horizontalHeaderItem(c).text() for c in (7, 8)] == ["S/B", "Q"]
+    q = float(table.item(0, 8).text())
+    assert 0.8 < q <= 1.01  # a clean bead explains nearly all its signal
+    assert table.item(0, 8).toolTip().startswith("R²")
+
+
+def test_alignment_plots_follow_the_results_live(make_widget, qtbot) -> None:
+    _, widget = make_widget()
+    plots = widget.plots
+    widget.start()
+    assert widget.tabs.currentWidget() is plots
+    qtbot.waitUntil(lambda: len(plots.history()) >= 3, timeout=TIMEOUT_MS)
+    history = plots.history()
+    assert history[:, 3] == pytest.approx(1.0, rel=0.1)  # FWHM z of every stack shown
+    result = widget.results[0]
+    alignment = result.alignment
+    bead = alignment.bead(widget.selected_bead)
+    x, y = plots.data_curves["z"].getData()
+    np.testing.assert_allclose(x, bead.z.position_um)
+    np.testing.assert_allclose(y, bead.z.values)
+    fx, fy = plots.fit_curves["x"].getData()
+    np.testing.assert_allclose(fy, bead.x.model(fx))
+    assert "astigmatism" in plots.readout.text()
+    image = plots.average_views["XY"].image
+    assert image is not None and image.shape == alignment.average_psf.shape[1:]
+    # the reference lines are the ideal widths of the objective typed in
+    plots.set_optics(1.2, 0.6, 1.33)
+    fx_ideal, _, fz_ideal = Optics(1.2, 0.6, 1.33).fwhm_um()
+    assert plots.theory_lines["x"].value() == pytest.approx(fx_ideal)
+    assert plots.theory_lines["z"].value() == pytest.approx(fz_ideal)

@@ -2,9 +2,9 @@
 
 Both samples are generated on the spot, deterministically:
 
-- a bead z-stack from the acquisition core's simulated microscope, whose PSF is known (the
-  FWHMs are in the layer's metadata and the true bead centres come as a points layer), so the
-  PSF tools can be checked against the truth;
+- a bead z-stack from the acquisition core's simulated microscope with realistic optics, whose
+  PSF is known (the FWHMs are in the layer's metadata and the true bead centres come as a
+  points layer), so the PSF tools can be checked against the truth;
 - a small MIBItiff of a few ion-count channels, written with the format module to a temporary
   file and read back, so it is exactly what opening a MIBItiff from disk gives.
 """
@@ -20,14 +20,16 @@ import numpy as np
 from scipy import ndimage
 
 from napari_lablink._napari.layers import LayerDataTuple, layer_data
-from napari_lablink.acquisition.backends.simulated import PSFModel, SimulatedMicroscope
+from napari_lablink.acquisition.backends.optics import WidefieldPSF
+from napari_lablink.acquisition.backends.simulated import SimulatedMicroscope
 from napari_lablink.client.models import Channel, RemoteImage
 from napari_lablink.formats.mibitiff import read_mibitiff, write_mibitiff
 
 __all__ = ["BEAD_PSF", "BEAD_Z_STEP_UM", "bead_stack", "mibitiff_sample"]
 
-#: The sample's PSF: what a PSF measurement of the bead stack should find.
-BEAD_PSF = PSFModel(fwhm_x_um=0.3, fwhm_y_um=0.3, fwhm_z_um=0.9)
+#: The sample's optics (an NA 1.3 objective at 520 nm, integrated over each camera pixel):
+#: ``BEAD_PSF.fwhm_um(BEAD_PIXEL_UM)`` is what a PSF measurement of the bead stack should find.
+BEAD_PSF = WidefieldPSF(na=1.3, wavelength_um=0.52)
 BEAD_PIXEL_UM = 0.1
 BEAD_Z_STEP_UM = 0.1
 BEAD_FRAME = (160, 160)

@@ -96,6 +96,7 @@ class LiveStackDisplay:
                 engine.live_stack(c),
                 name=name,
                 scale=(dz, px, px),
+                axis_labels=("z", "y", "x"),  # the slider then reads "z", not "-3"
                 rendering="attenuated_mip",
                 metadata={"lablink": "psf-stack"},
                 **common,
@@ -103,10 +104,20 @@ class LiveStackDisplay:
             xz_buffer = np.zeros((nz, nx), geometry.dtype)
             yz_buffer = np.zeros((ny, nz), geometry.dtype)
             xz = self.viewer.add_image(
-                xz_buffer, name=f"{name} XZ", scale=(dz, px), translate=(below, 0.0), **common
+                xz_buffer,
+                name=f"{name} XZ",
+                scale=(dz, px),
+                translate=(below, 0.0),
+                axis_labels=("y", "x"),  # placed in the canvas's (y, x), below the stack
+                **common,
             )
             yz = self.viewer.add_image(
-                yz_buffer, name=f"{name} YZ", scale=(px, dz), translate=(0.0, right), **common
+                yz_buffer,
+                name=f"{name} YZ",
+                scale=(px, dz),
+                translate=(0.0, right),
+                axis_labels=("y", "x"),
+                **common,
             )
             self.channels.append(_ChannelLayers(stack, xz, yz, xz_buffer, yz_buffer))
         # outlines, so the three panels read as one orthogonal view even where they are black
@@ -233,6 +244,23 @@ class LiveStackDisplay:
         layers.contrast_run = run_id
 
     # -- beads ----------------------------------------------------------------------------------
+
+    def clear_beads(self) -> None:
+        """No markers until the next result (a new run's beads may lie elsewhere)."""
+        if self.beads is not None and self._alive(self.beads):
+            self.beads.data = np.empty((0, 2))
+        self._bead_colours = []
+
+    def zoom_to(self, z_px: float, y_um: float, x_um: float, width_um: float) -> None:
+        """Show the plane ``z_px`` centred on (y, x), about ``width_um`` across."""
+        if self.channels:
+            nz = self.channels[0].stack.data.shape[0]
+            self.viewer.dims.set_current_step(0, min(max(round(z_px), 0), nz - 1))
+        self.viewer.reset_view()
+        extent = self.viewer.layers.extent.world[:, -2:]
+        span = float(np.max(extent[1] - extent[0]))
+        self.viewer.camera.center = (y_um, x_um)
+        self.viewer.camera.zoom = self.viewer.camera.zoom * span / width_um
 
     def show_beads(self, result: PSFResult, selected: int | None) -> None:
         """Mark every fitted bead in XY, and the selected one in the XZ and YZ reslices too."""

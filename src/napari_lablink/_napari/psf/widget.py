@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -42,6 +43,7 @@ from napari_lablink._napari.psf.backends import BackendFactory, default_backends
 from napari_lablink._napari.psf.beads import BeadSource
 from napari_lablink._napari.psf.display import BEADS_LAYER, LiveStackDisplay
 from napari_lablink._napari.psf.form import AcquisitionForm
+from napari_lablink._napari.psf.plots import AlignmentPlots
 from napari_lablink._napari.psf.table import PSFTable
 from napari_lablink._napari.workers import Workers
 from napari_lablink.acquisition import (
@@ -51,8 +53,11 @@ from napari_lablink.acquisition import (
     PSFAnalyzer,
     PSFResult,
 )
+from napari_lablink.acquisition.backends.optics import WidefieldPSF
+from napari_lablink.acquisition.backends.simulated import SimulatedMicroscope
 from napari_lablink.acquisition.export import write_psf_csv, write_stack
 from napari_lablink.acquisition.pacing import PacedStacks
+from napari_lablink.acquisition.report import write_psf_report
 
 if TYPE_CHECKING:
     import napari.viewer
@@ -136,6 +141,7 @@ class PSFWidget(QWidget):
         self._connecting = False
         self._start_when_connected: tuple[int | None] | None = None
         self._psf_pending = False
+        self._last_old_run = -1  # results of this run and earlier ones are dropped
         self._marked_world: np.ndarray | None = None
         self._paced: PacedStacks | None = None
         self._psf_shown = 0.0
@@ -156,8 +162,12 @@ class PSFWidget(QWidget):
             viewer, res.links.link, res.links.unlink, ignore=lambda layer: layer.name == BEADS_LAYER
         )
         self.table = PSFTable()
-        self.csv_button = QPushButton("Export table (CSV)…")
-        self.tiff_button = QPushButton("Export stack (OME-TIFF/Zarr)…")
+        self.plots = AlignmentPlots()
+        self.zoom_button = QPushButton("Zoom to bead")
+        self.zoom_button.setToolTip("centre the views on the selected bead, a few µm across")
+        self.csv_button = QPushButton("Table (CSV)…")
+        self.tiff_button = QPushButton("Stack (OME-TIFF/Zarr)…")
+        self.report_button = QPushButton("Report (PNG/PDF)…")
 
         buttons = QHBoxLayout()
         for button in (self.start_button, self.stop_button, self.snap_button):
@@ -167,16 +177,23 @@ class PSFWidget(QWidget):
         channel_row.addWidget(self.psf_channel, 1)
         channel_row.addWidget(QLabel("beads"))
         channel_row.addWidget(self.bead_source, 1)
+        channel_row.addWidget(self.zoom_button)
         exports = QHBoxLayout()
+        exports.addWidget(QLabel("Export"))
         exports.addWidget(self.csv_button)
         exports.addWidget(self.tiff_button)
+        exports.addWidget(self.report_button)
+        # settings and the alignment plots share the space: a run shows the plots
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.form, "settings")
+        self.tabs.addTab(self.plots, "alignment")
         layout = QVBoxLayout(self)
-        layout.addWidget(self.form)
+        layout.addWidget(self.tabs, 3)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
         layout.addWidget(self.readout)
         layout.addLayout(channel_row)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.table, 2)
         layout.addLayout(exports)
 
         link, on_main = res.links.link, res.workers.on_main
@@ -185,6 +202,8 @@ class PSFWidget(QWidget):
         link(self.snap_button.clicked, self._on_snap)
         link(self.csv_button.clicked, self._on_export_table)
         link(self.tiff_button.clicked, self._on_export_stack)
+        link(self.report_button.clicked, self._on_export_report)
+        link(self.zoom_button.clicked, self.zoom_to_bead)
         link(self.form.backend_changed, self.select_backend)
         link(self.form.scale_changed, self._on_scale_changed)
         link(self.table.bead_selected, self.select_bead)
@@ -247,7 +266,7 @@ class PSFWidget(QWidget):
             return
         res.retire_engine()
         self._display.remove_layers()
-        self._results.clear()
+        self._clear_results()
         try:
             backend = self._factories[name](self.form.mm_settings())
         except Exception as exc:
@@ -287,7 +306,7 @@ class PSFWidget(QWidget):
             return False
         self._channels = plan.channels
         self._colormaps = dict(self.form.selected_channels())
-        self._results.clear()
+        self._clear_results()
         self.psf_channel.blockSignals(True)
         self.psf_channel.clear()
         self.psf_channel.addItems(list(plan.channels))
@@ -296,7 +315,11 @@ class PSFWidget(QWidget):
         self._paced.reset()
         self._res.analyzer.attach(self._paced, pixel_size_um=self.form.pixel_size.value())
         self._apply_marked_beads()
+        stats = engine.stats()  # run ids count up; the new run is made on the engine's thread
+        self._last_old_run = -1 if stats is None else stats.run_id
         engine.start(plan)
+        self._apply_optics()
+        self.tabs.setCurrentWidget(self.plots)
         return True
 
     def snap(self) -> bool:
@@ -316,8 +339,24 @@ class PSFWidget(QWidget):
                 if bead.bead == index:
                     self._display.bead_yx_px = (bead.y_px, bead.x_px)
             self._display.show_beads(result, index)
+            if result.alignment is not None:
+                self.plots.show_bead(result.alignment, index)
         if self._res.engine is not None:
             self._display.redraw(self._res.engine, force=True)
+
+    def zoom_to_bead(self, width_um: float = 4.0) -> bool:
+        """Centre the canvas on the selected bead, ``width_um`` across, at its plane; False
+        when no bead is selected yet."""
+        result = self._results.get(self.psf_channel.currentIndex())
+        bead = (
+            None
+            if result is None
+            else next((b for b in result.beads if b.bead == self._selected_bead), None)
+        )
+        if bead is None:
+            return False
+        self._display.zoom_to(bead.z_px, bead.y_um, bead.x_um, width_um)
+        return True
 
     def refresh_display(self) -> bool:
         """One timer tick: build layers for new stacks, redraw if frames arrived, readout."""
@@ -364,6 +403,33 @@ class PSFWidget(QWidget):
             z_step_um=geometry.z_step_um,
         )
 
+    def export_report(self, path: str | Path) -> Path:
+        """A PSF report of the table's channel (PNG, or PDF for a ``.pdf`` path): views,
+        profiles with fits, the average PSF, the table, read-outs and settings."""
+        channel = self.psf_channel.currentIndex()
+        result = self._results.get(channel)
+        engine = self._res.engine
+        if result is None or engine is None:
+            raise ValueError("no PSF results yet: start an acquisition with beads in view")
+        with engine.lease_newest(channel) as view:
+            if view is None:
+                raise ValueError("no complete stack yet: wait for the first stack to finish")
+            stack = np.array(view.data)
+        optics = self.plots.optics()
+        settings = {
+            "backend": engine.backend.name,
+            "channel": self._channels[channel] if channel < len(self._channels) else "?",
+            "exposure": f"{self.form.exposure.value():g} ms",
+            "z range": f"{self.form.z_start.value():g} to {self.form.z_end.value():g} µm, "
+            f"{self.form.slices.value()} planes",
+            "pixel size": f"{self.form.pixel_size.value():g} µm",
+        }
+        if optics is not None:
+            settings["objective"] = (
+                f"NA {optics.na:g}, λ {optics.wavelength_um:g} µm, n {optics.immersion_index:g}"
+            )
+        return write_psf_report(path, result, stack, settings=settings, optics=optics)
+
     def shutdown(self) -> None:
         """Stop acquisition and every thread of this widget (also done on close)."""
         self._res.close()
@@ -408,7 +474,10 @@ class PSFWidget(QWidget):
             self._report(message)
 
     def _on_psf(self, result: PSFResult) -> None:
-        """Keep the newest result; the timer shows it (newest wins here too)."""
+        """Keep the newest result; the timer shows it (newest wins here too). A result of a
+        run before the current one (still being analysed when it restarted) is dropped."""
+        if 0 <= result.run_id <= self._last_old_run:
+            return
         self._results[result.channel] = result
         if result.channel == self.psf_channel.currentIndex():
             self._psf_pending = True
@@ -424,6 +493,30 @@ class PSFWidget(QWidget):
         self._follow_selection(result)
         self.table.show_result(result, self._selected_bead)
         self._display.show_beads(result, self._selected_bead)
+        self.plots.add_result(result, self._selected_bead)
+
+    def _clear_results(self) -> None:
+        """A new run or backend: nothing of the previous one stays on screen."""
+        self._results.clear()
+        self._psf_pending = False
+        self._last_old_run = -1  # another engine counts its runs afresh
+        self._selected_bead = None
+        self._display.bead_yx_px = None
+        self._display.clear_beads()
+        self.table.clear_rows()
+        self.plots.clear()
+
+    def _apply_optics(self) -> None:
+        """The simulated microscope knows its objective: the reference lines follow it."""
+        engine = self._res.engine
+        index = self.psf_channel.currentIndex()
+        if engine is None or not 0 <= index < len(self._channels):
+            return
+        backend = engine.backend
+        if isinstance(backend, SimulatedMicroscope):
+            psf = backend.psf_for(self._channels[index])
+            if isinstance(psf, WidefieldPSF):
+                self.plots.set_optics(psf.na, psf.wavelength_um, psf.immersion_index)
 
     def _follow_selection(self, result: PSFResult) -> None:
         """Keep the bead the user looks at selected even if bead numbers change between stacks:
@@ -459,6 +552,8 @@ class PSFWidget(QWidget):
         self._res.analyzer.set_positions(world / scale)
 
     def _on_psf_channel(self, index: int) -> None:
+        self.plots.clear()
+        self._apply_optics()
         self._show_psf(force=True)
 
     def _on_scale_changed(self) -> None:
@@ -487,6 +582,13 @@ class PSFWidget(QWidget):
         )
         if path:
             self._export(self.export_stack, path)
+
+    def _on_export_report(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export PSF report", "psf_report.png", "PNG (*.png);;PDF (*.pdf)"
+        )
+        if path:
+            self._export(self.export_report, path)
 
     def _export(self, fn: Callable[[str], Path], path: str) -> None:
         try:

@@ -221,6 +221,10 @@ class SimulatedMicroscope:
     # -- Backend protocol ---------------------------------------------------------------------
 
     def connect(self) -> BackendInfo:
+        # realistic optics compute (and cache) their PSF table on first use, about a second:
+        # here, on the connecting thread, rather than in the first stack's frames
+        for psf in (self.psf, *self.channel_psfs.values()):
+            psf.fwhm_um(self.pixel_size_um)
         return BackendInfo(
             name=self.name,
             frame_shape=self.frame_shape,

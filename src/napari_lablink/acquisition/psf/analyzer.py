@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_lablink.acquisition.callbacks import Callbacks
+from napari_lablink.acquisition.psf.alignment import assess_alignment
 from napari_lablink.acquisition.psf.analysis import analyze_stack
 from napari_lablink.acquisition.psf.results import DEFAULT_OPTIONS, PSFOptions, PSFResult
 
@@ -168,13 +169,20 @@ class PSFAnalyzer:
             if got is None:
                 return
             if isinstance(got, np.ndarray):
-                stack, z, version, stack_index = got, job.z_positions_um, job.version, -1
+                stack, z, version, stack_index, run_id = (
+                    got,
+                    job.z_positions_um,
+                    job.version,
+                    -1,
+                    -1,
+                )
             else:  # a leased engine stack: the newest, which may be newer than the one notified
-                stack, z, version, stack_index = (
+                stack, z, version, stack_index, run_id = (
                     got.data,
                     got.z_positions_um,
                     got.version,
                     got.stack_index,
+                    got.run_id,
                 )
             result = analyze_stack(
                 stack,
@@ -183,7 +191,15 @@ class PSFAnalyzer:
                 positions=self._positions,
                 options=self.options,
             )
-        result = replace(result, channel=job.channel, version=version, stack_index=stack_index)
+            alignment = assess_alignment(stack, result, z)
+        result = replace(
+            result,
+            channel=job.channel,
+            version=version,
+            stack_index=stack_index,
+            alignment=alignment,
+            run_id=run_id,
+        )
         self._latest[job.channel] = result
         self.analysed += 1
         self.result_ready(result)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from napari_lablink.acquisition.psf.alignment import Alignment
 
 FWHM_PER_SIGMA = float(2.0 * np.sqrt(2.0 * np.log(2.0)))
 Method = Literal["lines", "separable", "gaussian3d"]
@@ -108,6 +111,8 @@ class PSFResult:
     version: int = 0
     stack_index: int = -1
     analysis_s: float = 0.0
+    alignment: Alignment | None = None  # the live analyzer adds the alignment read-outs
+    run_id: int = -1  # the engine run the stack came from (-1: submitted directly)
 
     def rows(self) -> list[dict[str, object]]:
         """One dict per bead (failed ones with their reason), e.g. for a table or CSV."""
