@@ -19,7 +19,7 @@ from qtpy.QtWidgets import QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel, QVB
 
 from napari_lablink.acquisition import PSFResult
 from napari_lablink.acquisition.psf import Optics
-from napari_lablink.acquisition.psf.alignment import Alignment, BeadAlignment
+from napari_lablink.acquisition.psf.results import Alignment, BeadAlignment
 
 __all__ = ["HISTORY", "AlignmentPlots", "alignment_text"]
 

@@ -5,12 +5,13 @@
 and ``analyzer`` does that live, newest-wins, in a worker thread.
 """
 
-from napari_lablink.acquisition.psf.alignment import Alignment, assess_alignment
+from napari_lablink.acquisition.psf.alignment import assess_alignment
 from napari_lablink.acquisition.psf.analysis import analyze_stack
 from napari_lablink.acquisition.psf.analyzer import PSFAnalyzer
 from napari_lablink.acquisition.psf.finding import find_beads, refine_positions
 from napari_lablink.acquisition.psf.results import (
     FWHM_PER_SIGMA,
+    Alignment,
     BeadFailure,
     BeadFit,
     FitError,

@@ -23,77 +23,20 @@ The FWHMs say *that* a PSF is poor; these numbers say *why*, each with a sign a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 from scipy import ndimage
 
-from napari_lablink.acquisition.psf.results import FWHM_PER_SIGMA, BeadFit, PSFResult
+from napari_lablink.acquisition.psf.results import (
+    Alignment,
+    BeadAlignment,
+    BeadFit,
+    Profile,
+    PSFResult,
+)
 
 __all__ = ["Alignment", "BeadAlignment", "Profile", "assess_alignment"]
 
 _NAN = float("nan")
-
-
-@dataclass(frozen=True, eq=False)
-class Profile:
-    """Samples along one axis through a bead and the fitted curve at the same positions."""
-
-    position_um: np.ndarray
-    values: np.ndarray
-    centre_um: float
-    fwhm_um: float
-    amplitude: float
-    background: float
-
-    def model(self, position_um: np.ndarray) -> np.ndarray:
-        """The fit drawn as a Gaussian of the measured width, height and centre."""
-        sigma = self.fwhm_um / FWHM_PER_SIGMA
-        values: np.ndarray = self.background + self.amplitude * np.exp(
-            -0.5 * ((np.asarray(position_um) - self.centre_um) / sigma) ** 2
-        )
-        return values
-
-    @property
-    def fit(self) -> np.ndarray:
-        return self.model(self.position_um)
-
-
-@dataclass(frozen=True, eq=False)
-class BeadAlignment:
-    """One bead's read-outs and its x, y and z profiles."""
-
-    bead: int
-    axial_asymmetry: float
-    astigmatism_um: float
-    drift_x: float
-    drift_y: float
-    x: Profile
-    y: Profile
-    z: Profile
-
-
-@dataclass(frozen=True, eq=False)
-class Alignment:
-    """Medians over the beads, the field dependence and the average PSF of one stack."""
-
-    beads: tuple[BeadAlignment, ...]
-    axial_asymmetry: float
-    astigmatism_um: float
-    drift_x: float
-    drift_y: float
-    focus_tilt: tuple[float, float]  # dz/dy, dz/dx of the beads' foci, µm per µm
-    fwhm_field_change: tuple[float, float, float]  # x, y, z: range across the beads / mean
-    average_psf: np.ndarray | None  # (z, y, x), peak near 1, centred
-    voxel_um: tuple[float, float, float]
-    n_averaged: int = 0
-    extras: dict[str, float] = field(default_factory=dict)
-
-    def bead(self, index: int) -> BeadAlignment | None:
-        for b in self.beads:
-            if b.bead == index:
-                return b
-        return None
 
 
 def assess_alignment(

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Literal
+from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from napari_lablink.acquisition.psf.alignment import Alignment
 
 FWHM_PER_SIGMA = float(2.0 * np.sqrt(2.0 * np.log(2.0)))
 Method = Literal["lines", "separable", "gaussian3d"]
@@ -133,3 +130,67 @@ class PSFResult:
 
 class FitError(ValueError):
     """A single bead could not be fitted; carries the reason shown to the user."""
+
+
+# -- what a microscopist aligns by (filled by psf.alignment) -------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Profile:
+    """Samples along one axis through a bead and the fitted curve at the same positions."""
+
+    position_um: np.ndarray
+    values: np.ndarray
+    centre_um: float
+    fwhm_um: float
+    amplitude: float
+    background: float
+
+    def model(self, position_um: np.ndarray) -> np.ndarray:
+        """The fit drawn as a Gaussian of the measured width, height and centre."""
+        sigma = self.fwhm_um / FWHM_PER_SIGMA
+        values: np.ndarray = self.background + self.amplitude * np.exp(
+            -0.5 * ((np.asarray(position_um) - self.centre_um) / sigma) ** 2
+        )
+        return values
+
+    @property
+    def fit(self) -> np.ndarray:
+        return self.model(self.position_um)
+
+
+@dataclass(frozen=True, eq=False)
+class BeadAlignment:
+    """One bead's read-outs and its x, y and z profiles."""
+
+    bead: int
+    axial_asymmetry: float
+    astigmatism_um: float
+    drift_x: float
+    drift_y: float
+    x: Profile
+    y: Profile
+    z: Profile
+
+
+@dataclass(frozen=True, eq=False)
+class Alignment:
+    """Medians over the beads, the field dependence and the average PSF of one stack."""
+
+    beads: tuple[BeadAlignment, ...]
+    axial_asymmetry: float
+    astigmatism_um: float
+    drift_x: float
+    drift_y: float
+    focus_tilt: tuple[float, float]  # dz/dy, dz/dx of the beads' foci, µm per µm
+    fwhm_field_change: tuple[float, float, float]  # x, y, z: range across the beads / mean
+    average_psf: np.ndarray | None  # (z, y, x), peak near 1, centred
+    voxel_um: tuple[float, float, float]
+    n_averaged: int = 0
+    extras: dict[str, float] = field(default_factory=dict)
+
+    def bead(self, index: int) -> BeadAlignment | None:
+        for b in self.beads:
+            if b.bead == index:
+                return b
+        return None
