@@ -779,8 +779,8 @@ def _bytes(count: int) -> str:
 def _icon(rgb: np.ndarray) -> QIcon:
     """A list icon of an RGB uint8 thumbnail (copied: Qt must not keep numpy's buffer)."""
     height, width = rgb.shape[:2]
-    data = np.ascontiguousarray(rgb)
-    image = QImage(data.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
+    data = np.ascontiguousarray(rgb).tobytes()
+    image = QImage(data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
     pixmap = QPixmap.fromImage(image)
     if max(height, width) < SIZE:
         pixmap = pixmap.scaled(
