@@ -82,17 +82,13 @@ def main(out: str) -> None:
             widget.connect_profile(name)
             wait(lambda name=name: widget.state(name) != "connecting")
             wait(lambda: not widget.loading)
-        widget.select_profile("MIBItracker")
+        # The generation-2 listing: thumbnails, a pyramid listed once, its details.
+        widget.select_profile("Lab mikro (images)")
         wait(lambda: not widget.loading and widget.entries)
-        widget.select_entry(0)
-        widget.browse_into()
-        wait(lambda: not widget.loading and widget.entries)
-        widget.select_entry(0)
+        wait(lambda: all(widget.preview_of(e) for e in widget.entries), timeout=120)
+        names = [e.name for e in widget.entries]
+        widget.select_entry(next(i for i, n in enumerate(names) if "pyramid" in n.lower()))
         widget.open_selected()
-        shown = {"dsDNA (89)", "CD45 (150)", "Pan-Keratin (141)", "CD8 (144)"}
-        for layer in viewer.layers:
-            layer.visible = layer.name in shown
-        viewer.layers.selection.active = viewer.layers["CD45 (150)"]
         for _ in range(100):
             QApplication.processEvents()
             time.sleep(0.02)

@@ -291,3 +291,10 @@ def test_a_profile_s_own_secrets_come_before_the_environment(_isolated_config, m
     assert (credentials.token, credentials.email) == (TOKEN, "env@lab.org")
     with pytest.raises(TypeError, match="either credentials"):
         napari_lablink.connect("mikro+http://127.0.0.1:1", token="x", credentials=credentials)
+
+
+def test_a_graphql_endpoint_names_its_server(_isolated_config) -> None:
+    assert server_uri("mikro", "http://h:8080/mikro/graphql").prefix == "/mikro"
+    assert server_uri("mikro", "https://h/graphql/").server == "mikro://h"
+    saved = ProfileStore(secrets=None).save(mikro_profile(url="http://127.0.0.1:8080/graphql"))
+    assert saved.url == "http://127.0.0.1:8080" and saved.uri == "mikro+http://127.0.0.1:8080"

@@ -41,7 +41,7 @@ from napari_lablink.client.config import (
 )
 from napari_lablink.client.connection import Server, connect
 from napari_lablink.client.errors import ConfigurationError, InvalidURIError
-from napari_lablink.client.schemes import SCHEMES, Scheme
+from napari_lablink.client.schemes import SCHEMES, Scheme, scheme_info
 from napari_lablink.client.secrets import (
     SECRET_FIELDS,
     SecretStore,
@@ -57,6 +57,7 @@ __all__ = [
     "KIND_NAMES",
     "Profile",
     "ProfileStore",
+    "normalise_url",
     "server_uri",
 ]
 
@@ -95,9 +96,21 @@ class Profile(BaseModel):
         return self.server.server_key
 
 
+def normalise_url(kind: str, url: str) -> str:
+    """``url`` without surrounding blanks, a trailing ``/`` or the kind's endpoint suffix:
+    ``http://host:8080/mikro/graphql`` (what a mikro server's playground shows) is the server
+    ``http://host:8080/mikro``."""
+    text = url.strip().rstrip("/")
+    info = scheme_info(kind)
+    suffix = info.url_suffix if info else ""
+    if suffix and text.lower().endswith(suffix):
+        text = text[: -len(suffix)].rstrip("/")
+    return text
+
+
 def server_uri(kind: str, url: str) -> RemoteURI:
     """``mikro`` + ``http://host:8080/mikro`` -> ``mikro+http://host:8080/mikro``."""
-    text = url.strip()
+    text = normalise_url(kind, url)
     scheme, sep, rest = text.partition("://")
     if not sep:
         scheme, rest = "https", text
@@ -218,7 +231,8 @@ class ProfileStore:
         for field, value in secrets.items():
             if value is not None:
                 write_secret(table, key, field, value, self.secrets)
-        table.setdefault("profiles", {})[name] = {"kind": profile.kind, "url": profile.url.strip()}
+        url = normalise_url(profile.kind, profile.url)
+        table.setdefault("profiles", {})[name] = {"kind": profile.kind, "url": url}
         self._write(data)
         where = self.secrets.name if self.secrets else "the config file"
         log.info("saved server profile %r for %s (secrets in %s)", name, key, where)

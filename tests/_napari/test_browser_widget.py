@@ -284,3 +284,25 @@ def test_the_plugin_menu_docks_the_browser(make_napari_viewer, store) -> None:
     _, widget = viewer.window.add_plugin_dock_widget("napari-lablink", "Lablink browser")
     assert isinstance(widget, BrowserWidget)
     assert widget.profile_names() == ["p"]
+
+
+def test_the_dialog_shows_each_kind_its_own_fields_and_understands_graphql_urls(
+    make_napari_viewer, store
+) -> None:
+    widget = make_widget(make_napari_viewer, store)
+    dialog = widget.edit_profile(None)
+    assert dialog.width() >= 460
+    dialog.kind.setCurrentIndex(dialog.kind.findData("mibi"))
+    assert dialog.fields() == ["email", "password"]
+    assert not dialog.token.isVisible() and dialog.email.isVisible()
+    dialog.kind.setCurrentIndex(dialog.kind.findData("pims"))
+    assert not any(f.isVisible() for f in (dialog.token, dialog.password, dialog.s3))
+    dialog.kind.setCurrentIndex(dialog.kind.findData("mikro"))
+    assert dialog.token.isVisible() and dialog.s3.isVisible() and not dialog.email.isVisible()
+    dialog.name.setText("copied")
+    dialog.url.setText(" http://127.0.0.1:8080/mikro/graphql/ ")
+    dialog.save()
+    assert not dialog.isVisible()
+    saved = store.get("copied")
+    assert saved.url == "http://127.0.0.1:8080/mikro"
+    assert saved.uri == "mikro+http://127.0.0.1:8080/mikro"

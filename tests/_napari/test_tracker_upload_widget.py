@@ -226,3 +226,56 @@ def test_menu_command_opens_the_widget(make_napari_viewer) -> None:
     viewer = make_napari_viewer()
     open_tracker_upload_widget(viewer)
     assert any("Upload to MIBItracker" in name for name in viewer.window.dock_widgets)
+
+
+def test_a_channel_of_the_wrong_size_is_refused_before_it_is_sent(
+    make_napari_viewer, tracker: TrackerStandIn, qtbot, notifications
+) -> None:
+    viewer = make_napari_viewer()
+    viewer.add_image(np.ones((SIZE // 2, SIZE), np.uint16), name="small")
+    widget = TrackerUploadWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.target.setText(image_uri(tracker))
+    tracker.clear_requests()
+    run_upload(widget, qtbot)
+    expected = f"Channel 'small' is {SIZE}x{SIZE // 2} pixels; image {tracker.image_id} is 32x32"
+    assert expected in widget.status.text() and "HTTP" not in widget.status.text()
+    assert not any("upload_channel" in r.path for r in tracker.requests)
+    assert set(tracker.image_channels(tracker.image_id)) == {"dsDNA"}
+    widget.close()
+
+
+def test_targets_start_from_a_tracker_profile_and_cancel_is_information(
+    make_napari_viewer, tracker: TrackerStandIn, qtbot, notifications
+) -> None:
+    from napari_lablink.profiles import Profile, ProfileStore
+
+    store = ProfileStore(secrets=None)
+    store.save(Profile(name="m", kind="mikro", url="http://127.0.0.1:8080/mikro"))
+    store.save(Profile(name="t", kind="mibi", url=f"http://127.0.0.1:{tracker.port}"))
+    viewer = make_napari_viewer()
+    viewer.add_image(np.ones((SIZE, SIZE), np.uint16), name="late")
+    widget = TrackerUploadWidget(viewer, store=store)
+    qtbot.addWidget(widget)
+    server = f"mibi+http://127.0.0.1:{tracker.port}"
+    assert widget.target.text() == f"{server}/images/"
+    assert widget.run.text() == f"{server}/runs/"
+
+    widget.target.setText(image_uri(tracker))
+    tracker.clear_requests()
+    tracker.faults.kinds = ["slow"]
+    tracker.faults.methods = ["GET"]
+    tracker.faults.rate = 1.0
+    try:
+        widget.upload()
+        assert widget.progress.isVisibleTo(widget) and widget.cancel_button.isEnabled()
+        widget.cancel_button.click()
+        qtbot.waitUntil(widget.upload_button.isEnabled, timeout=30000)
+    finally:
+        tracker.faults.clear()
+    assert widget.status.text() == "Upload to MIBItracker cancelled; nothing was sent"
+    assert widget.status.text() in notifications
+    assert not any("failed" in n for n in notifications)
+    assert not any("upload_channel" in r.path for r in tracker.requests)
+    assert not widget.progress.isVisibleTo(widget)
+    widget.close()

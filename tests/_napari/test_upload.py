@@ -206,3 +206,59 @@ def test_save_without_an_s3_endpoint_says_how_to_give_one(
     assert "No S3 endpoint is configured" in text
     assert "write the endpoint's dots as %2E" in text and "?s3=http://127%2E0%2E0%2E1:9000" in text
     assert "LABLINK_S3_ENDPOINT" in text and "'Default S3 endpoint' setting" in text
+
+
+def test_targets_come_from_mikro_profiles_only(make_napari_viewer, qtbot):
+    from napari_lablink.profiles import Profile, ProfileStore
+
+    store = ProfileStore(secrets=None)
+    store.save(Profile(name="g2", kind="mikro", url="http://127.0.0.1:8080/mikro/graphql"))
+    store.save(Profile(name="g1", kind="mikro", url="https://mikro.example.org"))
+    store.save(Profile(name="t", kind="mibi", url="http://127.0.0.1:8000"))
+    widget = UploadWidget(make_napari_viewer(), store=store)
+    qtbot.addWidget(widget)
+    offered = [widget.server.itemText(i) for i in range(widget.server.count())]
+    assert offered == [
+        "mikro+http://127.0.0.1:8080/mikro/image",
+        "mikro://mikro.example.org/representation",
+    ]
+
+
+def test_widget_progress_and_cancel_are_in_the_widget(
+    make_napari_viewer, mikro_clean, token_env, qtbot, notifications
+):
+    viewer = make_napari_viewer()
+    viewer.add_image(RNG.integers(0, 9, size=(8, 64, 64), dtype=np.uint16), name="slow")
+    widget = UploadWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.server.setCurrentText(target(mikro_clean, "image"))
+    before = len(mikro_clean.state.images)
+    mikro_clean.s3.faults.kinds = ["slow"]
+    mikro_clean.s3.faults.methods = ["PUT"]
+    mikro_clean.s3.faults.rate = 1.0
+    widget.upload()
+    assert widget.progress.isVisibleTo(widget) and widget.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: widget.progress.maximum() > 0, timeout=60000)  # chunks counted
+    widget.cancel_button.click()
+    qtbot.waitUntil(lambda: widget.upload_button.isEnabled(), timeout=60000)
+    assert not widget.progress.isVisibleTo(widget)
+    assert widget.status.text() == "Upload cancelled; nothing was registered on the server"
+    assert widget.status.text() in notifications
+    assert not any("failed" in n for n in notifications)
+    assert len(mikro_clean.state.images) == before and widget.last_uris == []
+
+
+def test_what_mikro_cannot_store_is_refused_before_sending():
+    from napari_lablink._napari.upload.mikro_layers import jobs_from_layer_data
+    from napari_lablink._napari.upload.mikro_widget import check_jobs
+
+    target = "mikro+http://127.0.0.1:1/mikro/image"
+    complex_data = np.ones((8, 8), np.complex64)
+    waves = jobs_from_layer_data([(complex_data, {"name": "waves"}, "image")], target)
+    assert check_jobs(waves) == (
+        "'waves' has data type complex64; mikro stores numbers (integers, floats)"
+    )
+    empty = jobs_from_layer_data([(np.ones((0, 8), np.uint8), {"name": "none"}, "image")], target)
+    assert check_jobs(empty) == "'none' is empty (shape (0, 8))"
+    fine = jobs_from_layer_data([(np.ones((8, 8), np.uint8), {"name": "ok"}, "labels")], target)
+    assert check_jobs(fine) is None

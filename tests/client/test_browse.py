@@ -156,7 +156,9 @@ def test_tracker_runs_fovs_and_channels(tracker: TrackerStandIn) -> None:
             ("CD45", ("CD45",), (16, 16)),
             ("dsDNA", ("dsDNA",), (16, 16)),
         ]
-        assert all(e.uri == fov.uri and not e.has_children for e in channels)
+        # A channel's URI is its image's, narrowed to that channel (opening it opens it alone).
+        assert [e.uri for e in channels] == [f"{fov.uri}?channels={n}" for n in ("CD45", "dsDNA")]
+        assert not any(e.has_children for e in channels)
         assert [e.name for e in server.browse(parent=f"{runs[1].uri}/FOV2")] == ["CD8"]
         assert server.browse(parent=runs[0].uri) == []
         with pytest.raises(NotFoundError, match="image 999"):
@@ -168,3 +170,26 @@ def test_entries_are_plain_values() -> None:
     assert entry.model_dump()["shape"] == (1, 2)
     with pytest.raises(ValueError):
         Entry(uri="mikro://h/image/1", name="x", kind="table")
+
+
+def test_a_pyramid_is_listed_once_and_pages_count_listed_images(mikro: MikroStandIn) -> None:
+    """Levels are images of their own on the server; the listing shows their full image only,
+    and offsets count the images shown, whichever page the levels fell on."""
+    with MikroStandIn(s3=mikro.s3) as other:
+        big = np.zeros((1, 1, 1, 32, 32), np.uint16)
+        other.add_image(big, "pyramid A", pyramid_levels=3, channels=[{"name": "DAPI"}])
+        other.add_image(big, "pyramid B", pyramid_levels=2, pixel_size=(0.5, 0.5, 1.0))
+        other.add_image(big, "flat")
+        with mikro_server(other, "/mikro") as server:
+            everything = server.browse()
+            assert [e.name for e in everything] == ["pyramid A", "pyramid B", "flat"]
+            assert everything[0].channels == ("DAPI",)
+            assert everything[1].pixel_size == {"x": 0.5, "y": 0.5, "z": 1.0}
+            pages = [server.browse(offset=n, limit=1) for n in range(4)]
+            assert [[e.name for e in page] for page in pages] == [
+                ["pyramid A"],
+                ["pyramid B"],
+                ["flat"],
+                [],
+            ]
+            assert [e.name for e in server.browse(offset=1, limit=2)] == ["pyramid B", "flat"]

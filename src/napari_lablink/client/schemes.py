@@ -35,6 +35,12 @@ class SchemeInfo:
     path_kind: str | None
     #: What the browser's search box expects.
     browse_hint: str
+    #: What a profile of this kind asks for besides its URL, in the order a form shows them
+    #: (``token``, ``email``, ``password``, ``s3``): MIBItracker logs in, it takes no token.
+    profile_fields: tuple[str, ...] = ()
+    #: A path suffix users copy along with the address (the GraphQL endpoint), dropped from a
+    #: profile's URL so that the prefix is the server's.
+    url_suffix: str = ""
 
 
 SCHEMES: dict[Scheme, SchemeInfo] = {
@@ -51,6 +57,8 @@ SCHEMES: dict[Scheme, SchemeInfo] = {
             kinds={"representation": (0, 1), "image": (0, 1)},
             path_kind=None,
             browse_hint="Search by name; #tag for generation-1 tags",
+            profile_fields=("s3", "token"),
+            url_suffix="/graphql",
         ),
         SchemeInfo(
             scheme="mibi",
@@ -63,6 +71,7 @@ SCHEMES: dict[Scheme, SchemeInfo] = {
             kinds={"images": (1,), "runs": (1, 2)},
             path_kind=None,
             browse_hint="Exact run label or name; empty lists all runs",
+            profile_fields=("email", "password"),
         ),
         SchemeInfo(
             scheme="pims",

@@ -4,18 +4,24 @@ Everything that talks to a server (connecting and logging in, listing a page) ru
 background jobs (:mod:`.workers`), so a slow or dead server never freezes the viewer; a failure
 comes back as its exception and the widget shows it itself, next to the profile it concerns.
 Opening goes through napari's reader (``viewer.open(uri, plugin="napari-lablink")``), exactly
-as a URI typed or pasted anywhere else would.
+as a URI typed or pasted anywhere else would; the channel picker narrows it with the URI's
+``channels`` option. Each listed image is also opened in the background (metadata and one plane
+of its smallest level) for its thumbnail and the facts a listing lacks (:mod:`.preview`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import Qt
-from qtpy.QtGui import QColor
+import numpy as np
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtGui import QColor, QIcon, QImage, QPixmap
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -27,6 +33,7 @@ from qtpy.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSplitter,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -34,6 +41,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_lablink._napari.browser.arkitekt_panel import ArkitektPanel
+from napari_lablink._napari.browser.preview import SIZE, Preview, preview
 from napari_lablink._napari.browser.profile_dialog import ProfileDialog
 from napari_lablink._napari.connections import close_with
 from napari_lablink._napari.workers import Task, Workers, describe
@@ -41,12 +49,20 @@ from napari_lablink.client.browse import Entry
 from napari_lablink.client.connection import Server
 from napari_lablink.client.errors import LablinkError
 from napari_lablink.client.schemes import SCHEMES
+from napari_lablink.client.uri import parse_uri
 from napari_lablink.profiles import Profile, ProfileStore
 
 if TYPE_CHECKING:
     import napari
 
 __all__ = ["BrowserWidget"]
+
+log = logging.getLogger(__name__)
+
+#: Entry kinds that open as images (and so have a preview).
+_OPENABLE = ("image", "fov")
+#: Thumbnails' size in the list, in pixels.
+THUMBNAIL = 40
 
 #: What each connection state looks like in the profile list.
 _STATES = {
@@ -67,6 +83,8 @@ class _Listing:
     entries: list[Entry]
     done: bool = False
     loading: bool = False
+    #: Set when another listing replaces this one: its background previews stop.
+    stale: bool = False
 
 
 class BrowserWidget(QWidget):
@@ -89,6 +107,9 @@ class BrowserWidget(QWidget):
         self._workers = Workers()
         self._listing: _Listing | None = None
         self._path: list[Entry] = []
+        #: Previews by URI (kept across listings: going up and back costs nothing).
+        self._previews: dict[str, Preview] = {}
+        self._previewing: set[str] = set()
         self._build()
         self.refresh_profiles()
         # Bound to the dict, not to self: by the time ``destroyed`` fires, self is gone.
@@ -99,7 +120,7 @@ class BrowserWidget(QWidget):
 
     def _build(self) -> None:
         self.profile_list = QListWidget()
-        self.profile_list.setMaximumHeight(110)
+        self.profile_list.setMaximumHeight(96)
         self.add_button = QPushButton("Add…")
         self.edit_button = QPushButton("Edit…")
         self.remove_button = QPushButton("Remove")
@@ -123,6 +144,9 @@ class BrowserWidget(QWidget):
         self.results.setHeaderLabels(["Name", "Kind", "Shape"])
         self.results.setRootIsDecorated(False)
         self.results.setUniformRowHeights(True)
+        self.results.setIconSize(QSize(THUMBNAIL, THUMBNAIL))
+        # At least five thumbnail rows, however tight the dock.
+        self.results.setMinimumHeight(5 * (THUMBNAIL + 4) + 28)
         self.results.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.results.header()
         header.setStretchLastSection(False)
@@ -131,11 +155,16 @@ class BrowserWidget(QWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.more_button = QPushButton("More")
 
-        facts = ("name", "shape", "dtype", "pixel size", "channels", "tags", "uri")
+        facts = ("name", "shape", "dtype", "pixel size", "size", "channels", "tags", "uri")
         self.details = {key: QLabel() for key in facts}
         for label in self.details.values():
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.channel_list = QListWidget()
+        self.channel_list.setToolTip("Open only the checked channels")
+        self.channel_list.setMaximumHeight(120)
+        self.channels_all = QPushButton("All")
+        self.channels_none = QPushButton("None")
         self.into_button = QPushButton("Browse into")
         self.open_button = QPushButton("Open")
         self.copy_button = QPushButton("Copy URI")
@@ -158,6 +187,35 @@ class BrowserWidget(QWidget):
         actions = QHBoxLayout()
         for button in (self.into_button, self.open_button, self.copy_button):
             actions.addWidget(button)
+        self.channel_box = QWidget()
+        picker = QVBoxLayout(self.channel_box)
+        picker.setContentsMargins(0, 0, 0, 0)
+        picker_title = QHBoxLayout()
+        picker_title.addWidget(QLabel("Open channels"), 1)
+        picker_title.addWidget(self.channels_all)
+        picker_title.addWidget(self.channels_none)
+        picker.addLayout(picker_title)
+        picker.addWidget(self.channel_list)
+
+        listing = QWidget()
+        top = QVBoxLayout(listing)
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.results, 1)
+        top.addWidget(self.more_button)
+        selection = QWidget()
+        bottom = QVBoxLayout(selection)
+        bottom.setContentsMargins(0, 0, 0, 0)
+        bottom.addLayout(form)
+        bottom.addWidget(self.channel_box)
+        bottom.addLayout(actions)
+        bottom.addStretch()
+        # The user decides how the listing and the details share the height.
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(listing)
+        self.splitter.addWidget(selection)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
 
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("<b>Servers</b>"))
@@ -168,10 +226,7 @@ class BrowserWidget(QWidget):
         layout.addWidget(self.status)
         layout.addLayout(search)
         layout.addLayout(place)
-        layout.addWidget(self.results, 1)
-        layout.addWidget(self.more_button)
-        layout.addLayout(form)
-        layout.addLayout(actions)
+        layout.addWidget(self.splitter, 1)
 
         self.add_button.clicked.connect(lambda: self.edit_profile(None))
         self.edit_button.clicked.connect(lambda: self.edit_profile(self.selected_profile()))
@@ -190,6 +245,9 @@ class BrowserWidget(QWidget):
         self.into_button.clicked.connect(self.browse_into)
         self.open_button.clicked.connect(self.open_selected)
         self.copy_button.clicked.connect(self.copy_uri)
+        self.channels_all.clicked.connect(lambda: self._check_channels(True))
+        self.channels_none.clicked.connect(lambda: self._check_channels(False))
+        self.channel_list.itemChanged.connect(lambda _: self._update_buttons())
         self._update_buttons()
 
     # -- profiles ---------------------------------------------------------------------------
@@ -314,9 +372,15 @@ class BrowserWidget(QWidget):
         if server is not None:
             server.close()
         if self._listing is not None and self._listing.profile == name:
-            self._listing = None
-            self._path = []
-            self._show_entries([])
+            self._clear_listing()
+
+    def _clear_listing(self) -> None:
+        """Nothing listed: no other server's entries stay on screen."""
+        if self._listing is not None:
+            self._listing.stale = True
+        self._listing = None
+        self._path = []
+        self._show_entries([])
 
     def _profile_selected(self) -> None:
         profile = self.selected_profile()
@@ -326,11 +390,10 @@ class BrowserWidget(QWidget):
         else:
             self._show_state(profile.name)
             self.search_box.setPlaceholderText(SCHEMES[profile.kind].browse_hint)
-            if profile.name in self._servers and (
-                self._listing is None or self._listing.profile != profile.name
-            ):
-                self._path = []
-                self.search("")
+            if self._listing is None or self._listing.profile != profile.name:
+                self._clear_listing()
+                if profile.name in self._servers:
+                    self.search("")
         self._update_buttons()
 
     # -- connecting -------------------------------------------------------------------------
@@ -347,6 +410,8 @@ class BrowserWidget(QWidget):
         old = self._servers.pop(name, None)
         if old is not None:
             old.close()
+        if self._listing is not None and self._listing.profile == name:
+            self._clear_listing()
         self._set_state(name, "connecting")
         profile = next(p for p in self._profiles if p.name == name)
         try:
@@ -356,9 +421,16 @@ class BrowserWidget(QWidget):
         self._workers.start(
             self._connect_job(profile),
             done=lambda server: self._connected(name, server),
-            failed=lambda exc: self._set_state(name, "failed", describe(exc, secrets)),
+            failed=lambda exc: self._connect_failed(name, describe(exc, secrets)),
             discard=Server.close,  # the widget closed while connecting
         )
+
+    def _connect_failed(self, name: str, message: str) -> None:
+        self._set_state(name, "failed", message)
+        selected = self.selected_profile()
+        if selected is not None and selected.name == name:
+            self._clear_listing()  # nothing of another server, or of an older connection
+        self._update_buttons()
 
     def _connect_job(self, profile: Profile) -> Callable[[Task], Server]:
         store = self.store
@@ -411,6 +483,8 @@ class BrowserWidget(QWidget):
         if self.search_box.text() != query:
             self.search_box.setText(query)
         parent = self._path[-1] if self._path else None
+        if self._listing is not None:
+            self._listing.stale = True
         self._listing = _Listing(profile.name, query, parent, [])
         self._show_entries([])
         self.load_more()
@@ -425,7 +499,9 @@ class BrowserWidget(QWidget):
             return
         listing.loading = True
         self._update_buttons()
-        offset, limit = len(listing.entries), self.page_size
+        # One entry more than a page says whether another page follows (it is listed again
+        # as the first of that page), so More is never offered after the last one.
+        offset, limit = len(listing.entries), self.page_size + 1
         parent = listing.parent.uri if listing.parent else None
 
         def job(task: Task) -> list[Entry]:
@@ -451,14 +527,16 @@ class BrowserWidget(QWidget):
         listing.loading = False
         if listing is not self._listing:  # a newer search replaced it
             return
+        listing.done = len(page) <= self.page_size
+        page = page[: self.page_size]
         listing.entries.extend(page)
-        listing.done = len(page) < self.page_size
         self._show_entries(page, append=True)
         count = len(listing.entries)
         where = " / ".join(e.name for e in self._path) or "top level"
-        shown = f"{count} item{'s' if count != 1 else ''}{'' if listing.done else '+'}"
-        self.where.setText(f"{where} — {shown}")
+        shown = f"{count} item{'s' if count != 1 else ''}"
+        self.where.setText(f"{where} — {shown}{'' if listing.done else ', more below'}")
         self._update_buttons()
+        self._start_previews(listing, page)
 
     def _show_entries(self, page: list[Entry], append: bool = False) -> None:
         if not append:
@@ -468,10 +546,56 @@ class BrowserWidget(QWidget):
             name = f"{entry.name}  ▸" if entry.has_children else entry.name
             item = QTreeWidgetItem([name, entry.kind, shape])
             item.setToolTip(0, entry.uri)
+            known = self._previews.get(entry.uri)
+            if known is not None:
+                item.setIcon(0, _icon(known.thumbnail))
             self.results.addTopLevelItem(item)
         if not append:
             self.where.setText("")
         self._show_details()
+
+    # -- previews ---------------------------------------------------------------------------
+
+    def _start_previews(self, listing: _Listing, page: list[Entry]) -> None:
+        """Open the page's images one after another in the background for their previews."""
+        server = self._servers.get(listing.profile)
+        wanted = [
+            e.uri
+            for e in page
+            if e.kind in _OPENABLE and e.uri not in self._previews and e.uri not in self._previewing
+        ]
+        if server is None or not wanted:
+            return
+        self._previewing.update(wanted)
+        deliver = self._workers.on_main(self._preview_ready)
+
+        def job(task: Task) -> None:
+            for uri in wanted:
+                if task.cancelled.is_set() or listing.stale or server.closed:
+                    return
+                try:
+                    deliver(uri, preview(server.get(uri), uri))
+                except Exception as exc:  # a preview is a nicety: the entry still opens
+                    secrets = server.credentials.secrets
+                    log.debug("no preview of %s: %s", uri, describe(exc, secrets))
+
+        self._workers.start(job, finished=lambda: self._previewing.difference_update(wanted))
+
+    def _preview_ready(self, uri: str, found: Preview) -> None:
+        self._previews[uri] = found
+        if self._listing is None:
+            return
+        for index, entry in enumerate(self._listing.entries):
+            item = self.results.topLevelItem(index)
+            if entry.uri == uri and item is not None:
+                item.setIcon(0, _icon(found.thumbnail))
+        selected = self.selected_entry()
+        if selected is not None and selected.uri == uri:
+            self._show_details()
+
+    def preview_of(self, entry: Entry) -> Preview | None:
+        """The entry's preview, once its background job delivered it."""
+        return self._previews.get(entry.uri)
 
     def _scrolled(self, value: int) -> None:
         bar = self.results.verticalScrollBar()
@@ -495,25 +619,72 @@ class BrowserWidget(QWidget):
         entry = self.selected_entry()
         facts = dict.fromkeys(self.details, "")
         if entry is not None:
-            facts["name"] = entry.name
-            if entry.shape:
-                dims = f" ({', '.join(entry.dims)})" if entry.dims else ""
-                facts["shape"] = " x ".join(str(n) for n in entry.shape) + dims
-            facts["dtype"] = entry.dtype or ("" if entry.kind == "run" else "(on opening)")
-            facts["pixel size"] = (
-                ", ".join(f"{d} {s:g} µm" for d, s in entry.pixel_size.items())
-                if entry.pixel_size
-                else ""
-            )
-            facts["channels"] = ", ".join(entry.channels)
-            facts["tags"] = ", ".join(entry.tags)
-            facts["uri"] = entry.uri
+            facts.update(_facts(entry, self._previews.get(entry.uri)))
         for key, label in self.details.items():
             label.setText(facts[key])
             # Rows the selection has nothing for (tags of a tracker FOV) are hidden.
             label.setVisible(bool(facts[key]) or entry is None)
             self._detail_titles[key].setVisible(bool(facts[key]) or entry is None)
+        self._show_channels(entry)
         self._update_buttons()
+
+    # -- channel picker -----------------------------------------------------------------------
+
+    def _channels_of(self, entry: Entry | None) -> tuple[str, ...]:
+        if entry is None or entry.kind not in _OPENABLE:
+            return ()
+        known = self._previews.get(entry.uri)
+        return entry.channels or (known.channels if known else ())
+
+    def _show_channels(self, entry: Entry | None) -> None:
+        """A checkable channel list for an image of several channels (all checked at first)."""
+        names = self._channels_of(entry)
+        wanted = parse_uri(entry.uri).option("channels") if entry is not None else None
+        current = [self.channel_list.item(i).text() for i in range(self.channel_list.count())]
+        if list(names) != current:
+            self.channel_list.blockSignals(True)
+            self.channel_list.clear()
+            for name in names:
+                item = QListWidgetItem(name)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                on = wanted is None or name in wanted.split(",")
+                item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+                self.channel_list.addItem(item)
+            self.channel_list.blockSignals(False)
+        self.channel_box.setVisible(len(names) > 1)
+
+    def _check_channels(self, on: bool) -> None:
+        state = Qt.CheckState.Checked if on else Qt.CheckState.Unchecked
+        for i in range(self.channel_list.count()):
+            self.channel_list.item(i).setCheckState(state)
+
+    def checked_channels(self) -> list[str]:
+        """The channels the picker will open (all of them when it is hidden)."""
+        return [
+            self.channel_list.item(i).text()
+            for i in range(self.channel_list.count())
+            if self.channel_list.item(i).checkState() == Qt.CheckState.Checked
+        ]
+
+    def check_channels(self, names: list[str]) -> None:
+        """Check exactly ``names`` in the picker (what a user's clicks do)."""
+        for i in range(self.channel_list.count()):
+            item = self.channel_list.item(i)
+            on = item.text() in names
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+
+    def selected_uri(self) -> str | None:
+        """The URI Open opens: the selection's, narrowed to the picked channels."""
+        entry = self.selected_entry()
+        if entry is None:
+            return None
+        names = self._channels_of(entry)
+        picked = self.checked_channels()
+        if len(names) < 2 or not picked or len(picked) == len(names):
+            return entry.uri
+        uri = parse_uri(entry.uri)
+        options = {**uri.option_dict, "channels": ",".join(picked)}
+        return str(replace(uri, options=tuple(options.items())))
 
     def _activate(self) -> None:
         entry = self.selected_entry()
@@ -541,9 +712,10 @@ class BrowserWidget(QWidget):
     def open_selected(self) -> list[Any]:
         """Open the selection through napari's reader; returns the layers added."""
         entry = self.selected_entry()
-        if entry is None or entry.kind in ("run", "folder"):
+        uri = self.selected_uri()
+        if entry is None or uri is None or entry.kind in ("run", "folder"):
             return []
-        return self.viewer.open(entry.uri, plugin="napari-lablink")
+        return self.viewer.open(uri, plugin="napari-lablink")
 
     def copy_uri(self) -> None:
         entry = self.selected_entry()
@@ -566,13 +738,86 @@ class BrowserWidget(QWidget):
         self.more_button.setEnabled(bool(listing and not listing.done and not listing.loading))
         self.more_button.setText("Loading…" if self.loading else "More")
         self.into_button.setEnabled(entry is not None and entry.has_children)
-        self.open_button.setEnabled(entry is not None and entry.kind not in ("run", "folder"))
+        picking = self.channel_box.isVisibleTo(self) and not self.checked_channels()
+        self.open_button.setEnabled(
+            entry is not None and entry.kind not in ("run", "folder") and not picking
+        )
         self.copy_button.setEnabled(entry is not None)
 
     def closeEvent(self, event: Any) -> None:
         self._workers.close()
         _close_all(self._servers)
         super().closeEvent(event)
+
+
+def _facts(entry: Entry, known: Preview | None) -> dict[str, str]:
+    """What the details show of ``entry``: the listing's facts, completed by its preview."""
+    shape = entry.shape or (known.shape if known else None)
+    dims = entry.dims or (known.dims if known else None)
+    dtype = entry.dtype or (known.dtype if known else None)
+    pixel_size = entry.pixel_size or (known.pixel_size if known else {})
+    channels = entry.channels or (known.channels if known else ())
+    facts = {"name": entry.name, "tags": ", ".join(entry.tags), "uri": entry.uri}
+    if shape:
+        named = f" ({', '.join(dims)})" if dims and len(dims) == len(shape) else ""
+        facts["shape"] = " x ".join(str(n) for n in shape) + named
+    if entry.kind != "run":
+        facts["dtype"] = dtype or "(on opening)"
+    facts["pixel size"] = ", ".join(f"{d} {s:g} µm" for d, s in pixel_size.items())
+    if len(channels) > 6:
+        facts["channels"] = f"{len(channels)}: {', '.join(channels[:6])}, …"
+    else:
+        facts["channels"] = ", ".join(channels)
+    facts["size"] = _size(shape, dims, dtype, pixel_size, known.levels if known else 1)
+    return facts
+
+
+def _size(
+    shape: tuple[int, ...] | None,
+    dims: tuple[str, ...] | None,
+    dtype: str | None,
+    pixel_size: dict[str, float],
+    levels: int,
+) -> str:
+    """The field of view in µm, the uncompressed size and the pyramid, as far as known."""
+    if not shape or not dims or len(dims) != len(shape):
+        return ""
+    parts = []
+    extent = [
+        f"{shape[dims.index(d)] * pixel_size[d]:.4g}"
+        for d in ("x", "y")
+        if d in dims and d in pixel_size
+    ]
+    if len(extent) == 2:
+        parts.append(f"{extent[0]} x {extent[1]} µm")
+    if dtype:
+        with contextlib.suppress(TypeError):  # a dtype name numpy does not know
+            parts.append(_bytes(math.prod(shape) * np.dtype(dtype).itemsize))
+    if levels > 1:
+        parts.append(f"pyramid of {levels} levels")
+    return ", ".join(parts)
+
+
+def _bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.3g} {unit}" if unit != "B" else f"{count} B"
+        size /= 1024
+    return f"{count} B"
+
+
+def _icon(rgb: np.ndarray) -> QIcon:
+    """A list icon of an RGB uint8 thumbnail (copied: Qt must not keep numpy's buffer)."""
+    height, width = rgb.shape[:2]
+    data = np.ascontiguousarray(rgb).tobytes()
+    image = QImage(data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
+    pixmap = QPixmap.fromImage(image)
+    if max(height, width) < SIZE:
+        pixmap = pixmap.scaled(
+            SIZE, SIZE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
+        )
+    return QIcon(pixmap)
 
 
 def _close_all(servers: dict[str, Server], *_: object) -> None:

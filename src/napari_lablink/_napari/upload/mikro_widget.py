@@ -1,15 +1,16 @@
 """The "Upload to mikro" dock widget: pick a server, layers, a name and tags; watch it upload.
 
-The upload runs in a background job (:mod:`.workers`) so the viewer stays responsive; progress
-goes to a napari progress bar, the result or the error to a notification. Layers are only read:
-whatever happens, they stay as they are in the viewer.
+The upload runs in a background job (:mod:`.workers`) so the viewer stays responsive; its
+progress bar and Cancel button are in the widget, the result or the error also goes to a
+notification (a cancel is information, not an error). The targets offered are the user's mikro
+profiles (their scheme, host and path prefix). Layers are only read: whatever happens, they stay
+as they are in the viewer.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -22,6 +23,7 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -30,27 +32,59 @@ from qtpy.QtWidgets import (
 from napari_lablink._napari.connections import Connections, close_with, watch_layer_list
 from napari_lablink._napari.upload.mikro_layers import UploadJob, jobs_from_layer_data
 from napari_lablink._napari.workers import Task, Workers, describe
-from napari_lablink.client.config import load_profiles
 from napari_lablink.client.connection import as_uploader, shared_connection
 from napari_lablink.client.errors import LablinkError, UploadCancelledError
 from napari_lablink.client.uri import RemoteURI, parse_uri
+from napari_lablink.profiles import ProfileStore
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["UploadWidget"]
+__all__ = ["UploadWidget", "check_jobs", "mikro_targets"]
+
+#: The data types mikro stores (zarr arrays any reader opens); others are refused up front.
+_DTYPE_KINDS = "biuf"
+
+
+def mikro_targets(store: ProfileStore | None = None) -> list[str]:
+    """Upload targets of the user's mikro profiles: ``SCHEME://HOST[:PORT]/PREFIX/KIND``.
+
+    A prefixed server is taken for generation 2 (``image``), an unprefixed one for generation 1
+    (``representation``), as when browsing; the other kind can be typed in.
+    """
+    try:
+        profiles = (store or ProfileStore(secrets=None)).profiles()
+    except LablinkError:
+        return []
+    targets = []
+    for profile in profiles:
+        if profile.kind != "mikro":
+            continue
+        try:
+            server = profile.server
+        except LablinkError:
+            continue
+        target = f"{server.server}/{'image' if server.prefix else 'representation'}"
+        if target not in targets:
+            targets.append(target)
+    return targets
 
 
 class UploadWidget(QWidget):
     """Uploads the checked Image/Labels layers to a mikro server."""
 
-    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        viewer: napari.viewer.Viewer,
+        parent: QWidget | None = None,
+        *,
+        store: ProfileStore | None = None,
+    ) -> None:
         super().__init__(parent)
         self.viewer = viewer
         self._workers = Workers()
         self._links = Connections()
         self._task: Task | None = None
-        self._bar: napari_progress | None = None
         self.last_uris: list[str] = []
 
         self.server = QComboBox()
@@ -59,8 +93,8 @@ class UploadWidget(QWidget):
             "mikro+http://HOST:PORT/image (generation 2) or .../representation (generation 1); "
             "add ?s3=<endpoint> if the server's S3 is not configured"
         )
-        for key in load_profiles():
-            self.server.addItem(f"mikro://{key}/image")
+        self.server.addItems(mikro_targets(store))
+        self.server.lineEdit().setPlaceholderText("mikro+http://HOST:PORT/PREFIX/image")
         self.server.setCurrentText(self._default_target())
         self.layers = QListWidget()
         self.layers.setMaximumHeight(140)
@@ -72,6 +106,9 @@ class UploadWidget(QWidget):
         self.upload_button = QPushButton("Upload")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setFormat("%p%")
+        self.progress.hide()
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -88,6 +125,7 @@ class UploadWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
+        layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addStretch()
 
@@ -135,7 +173,7 @@ class UploadWidget(QWidget):
         layers = self.checked_layers()
         target = self.server.currentText().strip()
         if not layers:
-            show_error("Upload to mikro: check at least one Image or Labels layer")
+            self._refuse("check at least one Image or Labels layer")
             return
         try:
             parsed = parse_uri(target)
@@ -150,7 +188,11 @@ class UploadWidget(QWidget):
                 name=self.name.text().strip() or None,
             )
         except LablinkError as exc:
-            show_error(f"Upload to mikro: {exc}")
+            self._refuse(str(exc))
+            return
+        problem = check_jobs(jobs)
+        if problem:
+            self._refuse(problem)
             return
         tags = [t.strip() for t in self.tags.text().split(",") if t.strip()]
         pyramid = self.pyramid.isChecked() and parsed.kind == "image"
@@ -164,25 +206,29 @@ class UploadWidget(QWidget):
             finished=lambda: self._set_running(False),
         )
 
+    def _refuse(self, reason: str) -> None:
+        """Nothing was sent: say why, in the widget and as a notification."""
+        message = f"Upload to mikro: {reason}"
+        self.status.setText(message)
+        show_error(message)
+
     def _show_progress(self, done: int, total: int) -> None:
-        """Move the napari progress bar (on the Qt thread, whatever thread reported)."""
-        if self._bar is None:
-            self._bar = napari_progress(total=total, desc="Upload to mikro")
-        self._bar.total = total
-        self._bar.n = done
-        self._bar.refresh()
+        """Move the widget's progress bar (on the Qt thread, whatever thread reported)."""
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(min(done, total))
 
     def cancel(self) -> None:
         if self._task is not None and self._task.running:
             self._task.cancel()
+            self.cancel_button.setEnabled(False)
             self.status.setText("Cancelling...")
 
     def _set_running(self, running: bool) -> None:
         self.upload_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        if not running and self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        self.progress.setVisible(running)
+        if running:
+            self.progress.setRange(0, 0)  # busy until the first chunk is counted
 
     def _done(self, uris: list[str]) -> None:
         self.last_uris = uris
@@ -193,8 +239,10 @@ class UploadWidget(QWidget):
     def _failed(self, exc: Exception) -> None:
         if isinstance(exc, UploadCancelledError):
             message = "Upload cancelled; nothing was registered on the server"
-        else:
-            message = f"Upload to mikro failed: {describe(exc)}"
+            self.status.setText(message)
+            show_info(message)  # the user asked for it: no error
+            return
+        message = f"Upload to mikro failed: {describe(exc)}"
         self.status.setText(message)
         show_error(message)
 
@@ -207,6 +255,20 @@ class UploadWidget(QWidget):
         self._links.close()
         self._workers.close()
         self._set_running(False)
+
+
+def check_jobs(jobs: list[UploadJob]) -> str | None:
+    """Why these uploads cannot go, found before anything is sent (None if they can); layer
+    data set from code can be what napari's own checks would refuse."""
+    for job in jobs:
+        dtype = job.data.dtype
+        if dtype.kind not in _DTYPE_KINDS:
+            return f"{job.name!r} has data type {dtype}; mikro stores numbers (integers, floats)"
+        if any(n == 0 for n in job.data.shape):
+            return f"{job.name!r} is empty (shape {tuple(job.data.shape)})"
+        if job.labels and dtype.kind == "f":
+            return f"labels {job.name!r} are floats ({dtype}); labels must be integers"
+    return None
 
 
 def _upload(

@@ -3,9 +3,12 @@ a tracker image, and save the selected channel layers as a MIBItiff to a run (wh
 does for ``viewer.layers.save("mibi+http://HOST/runs/LABEL")``, which napari's file dialog
 cannot be given).
 
-Uploads run in a background job (:mod:`.workers`) so the viewer stays responsive; the result or
-the error goes to a notification and the status line. Layers are only read: whatever
-happens, the viewer's layers stay as they are.
+Uploads run in a background job (:mod:`.workers`) so the viewer stays responsive, with a
+progress bar and a Cancel button in the widget (a tracker upload is one request: Cancel stops it
+before that request is sent); the result or the error goes to a notification and the status line,
+a cancel as information. Targets are pre-filled from the layers' tracker images, else from the
+user's MIBItracker profiles. Layers are only read: whatever happens, the viewer's layers stay as
+they are.
 """
 
 from __future__ import annotations
@@ -18,17 +21,25 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
+    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_lablink._napari.connections import Connections, close_with, watch_layer_list
-from napari_lablink._napari.upload.tracker import upload_channel_layer, upload_layers_to_run
-from napari_lablink._napari.workers import Workers, describe
+from napari_lablink._napari.upload.tracker import (
+    STEPS,
+    upload_channel_layer,
+    upload_layers_to_run,
+)
+from napari_lablink._napari.workers import Task, Workers, describe
+from napari_lablink.client.errors import LablinkError, UploadCancelledError
 from napari_lablink.client.uri import is_remote_uri, parse_uri
+from napari_lablink.profiles import ProfileStore
 
 if TYPE_CHECKING:
     import napari
@@ -42,11 +53,18 @@ class TrackerUploadWidget(QWidget):
     """Uploads one 2-D image layer as a new channel of a tracker image, or the selected channel
     layers as a MIBItiff to a run."""
 
-    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        viewer: napari.viewer.Viewer,
+        parent: QWidget | None = None,
+        *,
+        store: ProfileStore | None = None,
+    ) -> None:
         super().__init__(parent)
         self.viewer = viewer
         self._workers = Workers()
         self._links = Connections()
+        self._task: Task | None = None
         self.last_uri: str | None = None
         #: The channel name follows the layer until the user types one of their own.
         self._channel_edited = False
@@ -55,8 +73,8 @@ class TrackerUploadWidget(QWidget):
         self.target = QLineEdit()
         self.target.setPlaceholderText("mibi+http://HOST:PORT/images/ID")
         self.target.setToolTip(
-            "The tracker image that gets the channel; log in with LABLINK_MIBI_EMAIL and "
-            "LABLINK_MIBI_PASSWORD or the server's table in servers.toml"
+            "The tracker image that gets the channel; the login is your MIBItracker profile's "
+            "(Lablink browser)"
         )
         self.channel = QLineEdit()
         self.channel.setPlaceholderText("channel name (default: the layer's)")
@@ -68,6 +86,12 @@ class TrackerUploadWidget(QWidget):
             "Without a FOV the upload adds one after the run's last; with one it fills that FOV"
         )
         self.run_button = QPushButton("Upload selected layers as a MIBItiff")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, STEPS)
+        self.progress.setFormat("%p%")
+        self.progress.hide()
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -93,16 +117,23 @@ class TrackerUploadWidget(QWidget):
         layout.addWidget(run_heading)
         layout.addLayout(run_form)
         layout.addWidget(self.run_button)
+        running = QHBoxLayout()
+        running.addWidget(self.progress, 1)
+        running.addWidget(self.cancel_button)
+        layout.addLayout(running)
         layout.addWidget(self.status)
         layout.addStretch()
 
         self.upload_button.clicked.connect(self.upload)
         self.run_button.clicked.connect(self.upload_to_run)
+        self.cancel_button.clicked.connect(self.cancel)
         self.layer.currentTextChanged.connect(self._layer_chosen)
         watch_layer_list(self._links, viewer, self._refresh_layers, selection="active")
         close_with(self, self._links, self._workers)
         self._refresh_layers()
-        self.target.setText(self._default_target())
+        server = self._tracker_server(store)
+        self.target.setText(self._default_target() or (f"{server}/images/" if server else ""))
+        self.run.setText(f"{server}/runs/" if server else "")
 
     def _default_target(self) -> str:
         """The image of the first layer opened from a tracker, if any."""
@@ -114,6 +145,19 @@ class TrackerUploadWidget(QWidget):
             if image_id is not None:
                 return f"{parse_uri(uri).server}/images/{image_id}"
         return ""
+
+    def _tracker_server(self, store: ProfileStore | None) -> str:
+        """The server of a tracker layer, else of the first MIBItracker profile ("" if none):
+        the targets start there, and the user types the image id or run label."""
+        for layer in self.viewer.layers:
+            uri = (layer.metadata or {}).get("lablink", {}).get("uri")
+            if is_remote_uri(uri) and str(uri).startswith(("mibi://", "mibi+")):
+                return parse_uri(uri).server
+        try:
+            profiles = (store or ProfileStore(secrets=None)).profiles()
+            return next((p.uri for p in profiles if p.kind == "mibi"), "")
+        except LablinkError:
+            return ""
 
     def _refresh_layers(self, event: Any = None) -> None:
         active = self.viewer.layers.selection.active
@@ -149,6 +193,9 @@ class TrackerUploadWidget(QWidget):
                 "grayscale plane"
             )
             return
+        if data.dtype.kind not in "biuf":
+            self._failed(f"layer {name!r} is {data.dtype}; a tracker channel holds numbers")
+            return
         target = self.target.text().strip()
         channel = self.channel.text().strip() or name
         self._start(
@@ -179,17 +226,38 @@ class TrackerUploadWidget(QWidget):
     def _start(self, doing: str, done: str, work: Callable[..., str], *args: Any) -> None:
         self.upload_button.setEnabled(False)
         self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setValue(0)
+        self.progress.show()
         self.status.setText(doing)
-        self._workers.start(
-            lambda _task: work(*args),
+        self._task = self._workers.start(
+            lambda task: work(*args, progress=task.report, cancel=task.cancelled),
             done=lambda uri: self._done(uri, done),
-            failed=lambda exc: self._failed(describe(exc)),
+            failed=self._job_failed,
+            progress=lambda step, total: self.progress.setValue(step),
             finished=self._finished,
         )
+
+    def cancel(self) -> None:
+        """Stop the running upload before its request is sent (once sent, it completes)."""
+        if self._task is not None and self._task.running:
+            self._task.cancel()
+            self.cancel_button.setEnabled(False)
+            self.status.setText("Cancelling...")
 
     def _finished(self) -> None:
         self.upload_button.setEnabled(True)
         self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.hide()
+
+    def _job_failed(self, exc: Exception) -> None:
+        if isinstance(exc, UploadCancelledError):
+            message = f"{TITLE} cancelled; nothing was sent"
+            self.status.setText(message)
+            show_info(message)  # the user asked for it: no error
+            return
+        self._failed(describe(exc))
 
     def _done(self, uri: str, done: str) -> None:
         self.last_uri = uri
@@ -212,6 +280,6 @@ class TrackerUploadWidget(QWidget):
         self._workers.close()
 
 
-def _upload_to_run(path: str, layer_data: list[tuple[Any, dict, str]]) -> str:
-    (uri,) = upload_layers_to_run(path, layer_data)
+def _upload_to_run(path: str, layer_data: list[tuple[Any, dict, str]], **steps: Any) -> str:
+    (uri,) = upload_layers_to_run(path, layer_data, **steps)
     return uri

@@ -30,6 +30,11 @@ class Listed:
     tags: tuple[str, ...] = ()
     shape: tuple[int, ...] | None = None
     dtype: str | None = None
+    channels: tuple[str, ...] = ()
+    #: Micrometres per pixel along z, y, x where the listing says it.
+    pixel_size: dict[str, float] = field(default_factory=dict)
+    #: Ids of the objects that are this one's pyramid levels: a browser lists them under it.
+    levels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

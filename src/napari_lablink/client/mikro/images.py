@@ -69,7 +69,8 @@ class Images:
     # -- reading --------------------------------------------------------------------------------
 
     def search(self, query: str, offset: int, limit: int) -> list[Listed]:
-        """Images by the server's own search over the text ``query``."""
+        """Images by the server's own search over the text ``query``, with what a browser shows
+        of each (channels, pixel size) and the ids of its pyramid levels."""
         variables = {
             "filters": {"search": query} if query.strip() else None,
             "pagination": {"offset": offset, "limit": limit},
@@ -85,6 +86,15 @@ class Images:
                     tags=reconcile.user_tags(item.get("tags")),
                     shape=tuple(store["shape"]) if store.get("shape") else None,
                     dtype=store.get("dtype"),
+                    channels=tuple(
+                        str(v["name"]) for v in item.get("channelViews") or [] if v.get("name")
+                    ),
+                    pixel_size=_pixel_size(item.get("affineTransformationViews") or []),
+                    levels=tuple(
+                        str(v["image"]["id"])
+                        for v in item.get("derivedScaleViews") or []
+                        if v.get("image")
+                    ),
                 )
             )
         return listed

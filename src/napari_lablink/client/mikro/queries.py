@@ -53,7 +53,12 @@ query GetImage($id: ID!) {
 
 LIST_IMAGES = """
 query Images($filters: ImageFilter, $pagination: OffsetPaginationInput) {
-  images(filters: $filters, pagination: $pagination) { id name tags store { shape dtype } }
+  images(filters: $filters, pagination: $pagination) {
+    id name tags store { shape dtype }
+    channelViews { name cMin cMax }
+    affineTransformationViews { pixelSizeX pixelSizeY pixelSizeZ }
+    derivedScaleViews { image { id } }
+  }
 }"""
 
 REQUEST_ZARR_ACCESS = """

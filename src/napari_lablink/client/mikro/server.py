@@ -65,6 +65,11 @@ class MikroServer(RoiMethods, Server):
         self._generations = {g.kind: g for g in generations}
         #: The generation whose listing this server answered, once one did.
         self._listing: Generation | None = None
+        #: Ids of pyramid levels seen in listings: browsing shows a pyramid as one image.
+        self._levels: set[str] = set()
+        #: (kind, query, shown offset) -> the server's offset it starts at, once levels were
+        #: skipped before it: browse's offsets count shown entries.
+        self._cursors: dict[tuple[str, str, int], int] = {}
 
     @property
     def closed(self) -> bool:
@@ -108,7 +113,7 @@ class MikroServer(RoiMethods, Server):
         failure: ProtocolError | None = None
         for generation in order:
             try:
-                listed = generation.search(query, offset, limit)
+                listed = self._shown(generation, query, offset, limit)
             except ProtocolError as exc:
                 failure = failure or exc
                 continue
@@ -116,6 +121,28 @@ class MikroServer(RoiMethods, Server):
             return [self._entry(generation.kind, item) for item in listed]
         assert failure is not None
         raise failure
+
+    def _shown(self, generation: Generation, query: str, offset: int, limit: int) -> list[Listed]:
+        """``limit`` listed objects from the ``offset``-th shown one, pyramid levels skipped
+        (fetching on until the page is full or the server has no more)."""
+        at = self._cursors.get((generation.kind, query, offset), offset)
+        shown: list[Listed] = []
+        while len(shown) < limit:
+            page = generation.search(query, at, limit)
+            for item in page:
+                self._levels.update(item.levels)
+            for item in page:
+                if item.object_id not in self._levels:
+                    # Where each shown entry starts: a later page may start at any of them.
+                    self._cursors[(generation.kind, query, offset + len(shown))] = at
+                    shown.append(item)
+                at += 1
+                if len(shown) == limit:
+                    break
+            if len(page) < limit:
+                break
+        self._cursors[(generation.kind, query, offset + len(shown))] = at
+        return shown
 
     def _entry(self, kind: str, item: Listed) -> Entry:
         # The S3 endpoint names no secret and makes a copied URI open anywhere.
@@ -130,6 +157,8 @@ class MikroServer(RoiMethods, Server):
             shape=shape,
             dims=DIMS if shape and len(shape) == len(DIMS) else None,
             dtype=item.dtype,
+            pixel_size=item.pixel_size,
+            channels=item.channels,
             tags=item.tags,
         )
 

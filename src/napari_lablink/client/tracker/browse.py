@@ -99,11 +99,12 @@ def _image_entry(session: TrackerSession, image: TrackerImage) -> Entry:
 
 
 def _channel_entry(session: TrackerSession, image: TrackerImage, name: str) -> Entry:
-    """A channel of an image. Its URI is the image's: the tracker's URIs name images, and the
-    reader opens every channel of one as layers, this one among them."""
+    """A channel of an image: the image's URI with the ``channels`` option naming it, so that
+    opening the entry opens this channel alone."""
     frame = image.frame
+    uri = replace(session.uri, kind="images", object_id=str(image.id), fov=None)
     return Entry(
-        uri=_image_uri(session, image),
+        uri=str(replace(uri, options=(("channels", name),))),
         name=name,
         kind="image",
         shape=(frame, frame) if frame else None,
