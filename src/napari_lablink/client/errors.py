@@ -40,6 +40,7 @@ __all__ = [
     "ServerUnavailableError",
     "UploadCancelledError",
     "UploadError",
+    "plain_text",
     "scrub",
 ]
 
@@ -54,6 +55,26 @@ def scrub(text: str, secrets: Iterable[str | None]) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
+
+
+def plain_text(value: object) -> str:
+    """A server's reply (a JSON string, list or object) as words, never a Python repr:
+    ``{"channel": ["Wrong size"]}`` -> ``"channel: Wrong size"``."""
+    if isinstance(value, dict):
+        return "; ".join(
+            plain_text(v)
+            if k in ("detail", "message", "non_field_errors")
+            else f"{k}: {plain_text(v)}"
+            for k, v in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return "; ".join(plain_text(v) for v in value)
+    return "" if value is None else str(value).strip()
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if not text or text[-1] in ".!?" else text + "."
 
 
 class LablinkError(Exception):
@@ -80,16 +101,18 @@ class LablinkError(Exception):
         super().__init__(self._compose())
 
     def _compose(self) -> str:
+        """What happened and what to do first (a collapsed notification shows only that much),
+        then where: the server and the object, in brackets at the end."""
+        text = _sentence(self.message)
+        if self.hint:
+            text = f"{text} {_sentence(self.hint)}"
         where = []
         if self.server:
             where.append(f"server {self.server}")
         if self.obj:
             where.append(str(self.obj))
-        text = self.message
         if where:
-            text = f"{text} ({', '.join(where)})"
-        if self.hint:
-            text = f"{text}. {self.hint}"
+            text = f"{text} [{', '.join(where)}]"
         return text
 
 

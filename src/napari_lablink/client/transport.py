@@ -32,6 +32,7 @@ from napari_lablink.client.errors import (
     ProtocolError,
     ServerError,
     ServerUnavailableError,
+    plain_text,
     scrub,
 )
 
@@ -113,8 +114,8 @@ def describe_response(response: httpx.Response, limit: int = 300) -> str:
     if isinstance(body, dict):
         for key in ("detail", "details", "message", "error", "errors", "non_field_errors"):
             if key in body:
-                return str(body[key])[:limit]
-    return str(body)[:limit]
+                return plain_text(body[key])[:limit]
+    return plain_text(body)[:limit]
 
 
 class Transport:
