@@ -58,7 +58,10 @@ def prepare_layers(
     _report(task, 1)
     image = with_contrast(image)
     _report(task, 2)
-    layers = layer_data(image) + read_rois(parsed, image.name, image.uri, watch=False)
+    layers = layer_data(image)
+    if wanted and len(image.channels) == 1:  # one channel asked for: name it, not the image
+        layers = [(d, {**k, "name": image.channels[0].name}, t) for d, k, t in layers]
+    layers += read_rois(parsed, image.name, image.uri, watch=False)
     _report(task, 3)
     return layers
 
