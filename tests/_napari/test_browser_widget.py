@@ -12,6 +12,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 
 from napari_lablink._napari.browser.widget import BrowserWidget
+from napari_lablink._napari.opening import wait_for_opens
 from napari_lablink.profiles import Profile, ProfileStore
 from napari_lablink.testing import MikroStandIn, TrackerStandIn
 
@@ -126,6 +127,7 @@ def test_connect_page_search_open_and_copy_mikro(
     assert QApplication.clipboard().text() == entry.uri
 
     widget.results.itemDoubleClicked.emit(widget.results.topLevelItem(0), 0)
+    assert wait_for_opens(60)
     layers = widget.viewer.layers
     assert [layer.name for layer in layers] == ["DAPI", "GFP"]
     np.testing.assert_array_equal(np.asarray(layers["GFP"].data), STACK[1, 0])
@@ -163,7 +165,9 @@ def test_generation1_search_by_tag(qtbot, make_napari_viewer, mikro, store) -> N
     assert names(widget) == ["beads 0", "beads 2"]
     widget.select_entry(1)
     assert widget.details["tags"].text() == "even"
-    assert len(widget.open_selected()) == 2
+    widget.open_selected()
+    assert wait_for_opens(60)
+    assert len(widget.viewer.layers) == 2
 
 
 def test_tracker_runs_fovs_channels(qtbot, make_napari_viewer, tracker, store) -> None:
@@ -190,6 +194,7 @@ def test_tracker_runs_fovs_channels(qtbot, make_napari_viewer, tracker, store) -
     qtbot.waitUntil(lambda: names(widget) == ["FOV1 (R1C1)"], timeout=WAIT_MS)
     widget.select_entry(0)
     qtbot.mouseClick(widget.open_button, Qt.MouseButton.LeftButton)
+    assert wait_for_opens(60)
     assert [layer.name for layer in widget.viewer.layers] == ["CD45 (150)", "dsDNA (89)"]
 
 

@@ -14,6 +14,7 @@ import pytest
 import tifffile
 
 from napari_lablink._napari.mibitiff.reader import get_mibitiff_reader, read_mibitiff_layers
+from napari_lablink._napari.opening import wait_for_opens
 from napari_lablink.formats.mibitiff import read_mibitiff
 from napari_lablink.testing.tracker.server import TrackerStandIn
 
@@ -184,7 +185,9 @@ def test_layers_saved_to_a_run_open_back_from_the_tracker(
     assert len(puts) == 1 and puts[0].signed
 
     viewer.layers.clear()
-    layers = viewer.open(uri, plugin=PLUGIN)
+    viewer.open(uri, plugin=PLUGIN)
+    assert wait_for_opens(60)
+    layers = list(viewer.layers)
     by_target = {layer.name.split(" (")[0]: layer for layer in layers}
     assert set(by_target) == {"CD45", "dsDNA"}
     np.testing.assert_array_equal(np.asarray(by_target["CD45"].data), cd45)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from napari.utils.notifications import notification_manager
 
+from napari_lablink._napari.opening import wait_for_opens
 from napari_lablink._napari.readers import get_reader
 
 pytestmark = pytest.mark.viewer
@@ -69,6 +70,13 @@ def notifications():
     notification_manager.notification_ready.disconnect(record)
 
 
+def open_and_wait(viewer, uri: str) -> list:
+    """``viewer.open`` returns at once; the layers come when the background open is done."""
+    assert viewer.open(uri, plugin="napari-lablink") == []
+    assert wait_for_opens(60)
+    return list(viewer.layers)
+
+
 def test_declines_local_paths() -> None:
     assert get_reader("/data/cells.tif") is None
     assert get_reader(["mikro://h/image/1", "/data/x.tif"]) is None
@@ -78,7 +86,7 @@ def test_declines_local_paths() -> None:
 def test_open_multichannel_stack(make_napari_viewer, mikro_clean, ids, token_env) -> None:
     viewer = make_napari_viewer()
     uri = mikro_clean.representation_uri(ids["rep"])
-    layers = viewer.open(uri, plugin="napari-lablink")
+    layers = open_and_wait(viewer, uri)
     assert [layer.name for layer in layers] == ["DAPI", "GFP", "mCherry"]
     for layer, channel in zip(layers, range(3), strict=True):
         assert layer.data.shape == (6, 64, 96)  # t squeezed, c split off
@@ -93,7 +101,7 @@ def test_open_multichannel_stack(make_napari_viewer, mikro_clean, ids, token_env
 
 def test_showing_a_plane_fetches_only_its_chunks(make_napari_viewer, mikro_clean, ids, token_env):
     viewer = make_napari_viewer()
-    viewer.open(mikro_clean.representation_uri(ids["rep"]), plugin="napari-lablink")
+    open_and_wait(viewer, mikro_clean.representation_uri(ids["rep"]))
     viewer.dims.set_point(0, 1.0)  # z = 2 (scale 0.5 um)
     mikro_clean.s3.reset_requests()
     viewer.dims.set_point(0, 2.0)  # z = 4
@@ -105,7 +113,7 @@ def test_showing_a_plane_fetches_only_its_chunks(make_napari_viewer, mikro_clean
 
 def test_open_pyramid_as_multiscale(make_napari_viewer, mikro_clean, ids, token_env) -> None:
     viewer = make_napari_viewer()
-    layers = viewer.open(mikro_clean.image_uri(ids["pyramid"]), plugin="napari-lablink")
+    layers = open_and_wait(viewer, mikro_clean.image_uri(ids["pyramid"]))
     assert len(layers) == 2
     assert all(layer.multiscale for layer in layers)
     assert [lvl.shape for lvl in layers[0].data] == [(512, 512), (256, 256), (128, 128)]
@@ -119,7 +127,7 @@ def test_mask_opens_as_labels(make_napari_viewer, mikro_clean, ids, token_env, g
         uri = mikro_clean.representation_uri(ids["mask"])
     else:
         uri = mikro_clean.image_uri(ids["mask2"])
-    (layer,) = viewer.open(uri, plugin="napari-lablink")
+    (layer,) = open_and_wait(viewer, uri)
     assert layer._type_string == "labels"
     assert np.asarray(layer.data)[15, 15] == 7
 
@@ -143,7 +151,7 @@ def test_failures_notify_and_add_nothing(
     existing = viewer.add_image(np.ones((4, 4)), name="mine")
     uri = uri_of(mikro_clean)
     try:
-        viewer.open(uri, plugin="napari-lablink")
+        open_and_wait(viewer, uri)
     except Exception as exc:  # a malformed URI is refused by the reader's parser: still no layer
         assert words in str(exc)
     else:
@@ -155,7 +163,7 @@ def test_failures_notify_and_add_nothing(
 def test_wrong_token_notifies(make_napari_viewer, mikro_clean, ids, monkeypatch, notifications):
     monkeypatch.setenv("LABLINK_TOKEN", "not-the-token")
     viewer = make_napari_viewer()
-    viewer.open(mikro_clean.representation_uri(ids["rep"]), plugin="napari-lablink")
+    open_and_wait(viewer, mikro_clean.representation_uri(ids["rep"]))
     assert len(viewer.layers) == 0
     assert any("refused" in n for n in notifications)
     assert not any("not-the-token" in n for n in notifications)
@@ -179,6 +187,7 @@ def test_dropped_link_opens(make_napari_viewer, mikro_clean, ids, token_env, qtb
         Qt.KeyboardModifier.NoModifier,
     )
     viewer.window._qt_viewer.dropEvent(event)
+    assert wait_for_opens(60)
     assert [layer.name for layer in viewer.layers] == ["DAPI", "GFP", "mCherry"]
 
 
@@ -190,6 +199,8 @@ def test_command_line(mikro_clean, ids, tmp_path) -> None:
         "from napari.__main__ import _build_viewer\n"
         f"sys.argv = ['napari', {uri!r}]\n"
         "viewer = _build_viewer()\n"
+        "from napari_lablink._napari.opening import wait_for_opens\n"
+        "assert wait_for_opens(60)\n"
         "print(json.dumps([[l.name, list(l.data.shape)] for l in viewer.layers]))\n"
         "viewer.close()\n"
     )

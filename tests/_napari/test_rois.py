@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from napari_lablink._napari.opening import wait_for_opens
 from napari_lablink._napari.roi_live import live_layers
 from napari_lablink.client.errors import ConfigurationError
 from napari_lablink.client.mikro.roi_wire import GEN1_CREATE, GEN2_CREATE, GEN2_DELETE
@@ -71,6 +72,7 @@ def test_rois_of_another_client_sit_on_their_pixels(
     _raw_roi(mikro_clean, uri, "POINT", [[0, 0, 5, 30.5, 12]])
     viewer = make_napari_viewer()
     viewer.open(uri, plugin="napari-lablink")
+    assert wait_for_opens(60)
     (image,) = _layers(viewer, "image")
     (shapes,) = _layers(viewer, "shapes")
     (points,) = _layers(viewer, "points")
@@ -90,11 +92,14 @@ def test_rois_option_never_and_always(make_napari_viewer, mikro_clean, token_env
     uri = target("image")
     viewer = make_napari_viewer()
     viewer.open(uri, plugin="napari-lablink")  # auto: the image has no ROIs, so no layers
+    assert wait_for_opens(60)
     assert [layer._type_string for layer in viewer.layers] == ["image"]
     _raw_roi(mikro_clean, uri, "POINT", [[0, 0, 1, 1, 1]])
     viewer.open(uri + "?rois=0", plugin="napari-lablink")
+    assert wait_for_opens(60)
     assert not _layers(viewer, "points")
     viewer.open(uri + "?rois=1", plugin="napari-lablink")
+    assert wait_for_opens(60)
     assert len(_layers(viewer, "points")) == 1 and len(_layers(viewer, "shapes")) == 1
 
 
@@ -123,6 +128,7 @@ def test_save_every_kind_and_open_it_back(
     assert points.features["roi_id"][0]
     viewer.layers.clear()
     viewer.open(uri, plugin="napari-lablink")
+    assert wait_for_opens(60)
     (read,) = _layers(viewer, "shapes")
     (read_points,) = _layers(viewer, "points")
     assert read.shape_type == ["rectangle", "ellipse", "line", "path", "polygon"]
@@ -143,6 +149,7 @@ def test_moved_and_deleted_shapes_update_on_save(
     ]
     viewer = make_napari_viewer()
     viewer.open(uri, plugin="napari-lablink")
+    assert wait_for_opens(60)
     (shapes,) = _layers(viewer, "shapes")
     assert list(shapes.features["roi_id"]) == ids
     data = list(shapes.data)
@@ -173,6 +180,7 @@ def test_saving_to_another_image_is_refused(
     _raw_roi(mikro_clean, first, "POINT", [[0, 0, 1, 1, 1]])
     viewer = make_napari_viewer()
     viewer.open(first, plugin="napari-lablink")
+    assert wait_for_opens(60)
     (points,) = _layers(viewer, "points")
     with pytest.raises(ConfigurationError, match=r"holds the ROIs of .*not of"):
         _save(viewer, second, points)
@@ -196,6 +204,7 @@ def test_live_updates_reach_an_open_layer(
     viewer = make_napari_viewer()
     before = mikro_clean.rois.subscriber_count()
     viewer.open(uri + "?rois=1", plugin="napari-lablink")
+    assert wait_for_opens(60)
     (shapes,) = _layers(viewer, "shapes")
     live = live_layers()[id(shapes)]
     # The Shapes and the Points layer each watch the image.

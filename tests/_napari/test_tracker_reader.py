@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from napari.utils.notifications import notification_manager
 
-from napari_lablink._napari.readers import get_reader, read_remote
+from napari_lablink._napari.readers import get_reader, read_remote, read_remote_now
 from napari_lablink.testing.tracker.server import TrackerStandIn
 
 pytestmark = pytest.mark.viewer
@@ -75,7 +75,7 @@ def test_tracker_image_opens_as_one_layer_per_channel(
 ) -> None:
     viewer = make_napari_viewer()
     uri = f"mibi+http://127.0.0.1:{tracker.port}/" + path.format(id=tracker.image_id)
-    layers = add_to(viewer, read_remote(uri))
+    layers = add_to(viewer, read_remote_now(uri))
     assert [layer.name for layer in layers] == ["CD45 (150)", "dsDNA (89)", "overlay"]
     for layer, name in zip(layers, ["CD45", "dsDNA", "overlay"], strict=True):
         assert layer.data.shape == (SIZE, SIZE)
@@ -106,7 +106,7 @@ def test_missing_images_notify_and_add_nothing(
 ) -> None:
     viewer = make_napari_viewer()
     existing = viewer.add_image(np.ones((4, 4)), name="mine")
-    assert read_remote(f"mibi+http://127.0.0.1:{tracker.port}/{path}") == [(None,)]
+    assert read_remote_now(f"mibi+http://127.0.0.1:{tracker.port}/{path}") == [(None,)]
     assert any(words in n for n in notifications), notifications
     assert list(viewer.layers) == [existing]
 
@@ -117,7 +117,7 @@ def test_bad_password_notifies_without_the_password(
     monkeypatch.setenv("LABLINK_MIBI_PASSWORD", "not-my-password")
     viewer = make_napari_viewer()
     uri = f"mibi+http://127.0.0.1:{tracker.port}/images/{tracker.image_id}"
-    assert read_remote(uri) == [(None,)]
+    assert read_remote_now(uri) == [(None,)]
     assert len(viewer.layers) == 0
     assert any("Unable to log in with provided credentials." in n for n in notifications)
     assert not any("not-my-password" in n for n in notifications)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from napari.utils.notifications import notification_manager
 
+from napari_lablink._napari.opening import wait_for_opens
 from napari_lablink._napari.upload.tracker_widget import TrackerUploadWidget
 from napari_lablink.testing.tracker.server import TrackerStandIn
 
@@ -85,7 +86,9 @@ def test_selected_layer_becomes_a_channel(
     assert list(viewer.layers) == [other, viewer.layers["segmentation"]]
     np.testing.assert_array_equal(viewer.layers["segmentation"].data, mask)  # untouched
     viewer.layers.clear()
-    layers = viewer.open(image_uri(tracker), plugin=PLUGIN)
+    viewer.open(image_uri(tracker), plugin=PLUGIN)
+    assert wait_for_opens(60)
+    layers = list(viewer.layers)
     by_name = {layer.name: layer for layer in layers}
     assert set(by_name) == {"dsDNA (89)", "segmentation"}
     np.testing.assert_array_equal(np.asarray(by_name["segmentation"].data), mask)
@@ -96,7 +99,9 @@ def test_channel_name_and_float_data_from_a_tracker_layer(
     make_napari_viewer, tracker: TrackerStandIn, qtbot
 ) -> None:
     viewer = make_napari_viewer()
-    (dsdna,) = viewer.open(image_uri(tracker), plugin=PLUGIN)
+    viewer.open(image_uri(tracker), plugin=PLUGIN)
+    assert wait_for_opens(60)
+    (dsdna,) = list(viewer.layers)
     density = RNG.random((SIZE, SIZE)).astype(np.float32)
     viewer.add_image(density, name="density")
     widget = TrackerUploadWidget(viewer)

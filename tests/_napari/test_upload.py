@@ -7,6 +7,7 @@ import pytest
 from napari.utils.notifications import notification_manager
 
 from napari_lablink import ConfigurationError
+from napari_lablink._napari.opening import wait_for_opens
 from napari_lablink._napari.upload.mikro_widget import UploadWidget
 
 pytestmark = pytest.mark.viewer
@@ -51,7 +52,9 @@ def test_save_channels_as_one_image_and_open_it_back(
     written = viewer.layers.save(target(mikro_clean, kind), plugin="napari-lablink")
     assert len(written) == 1 and f"/{kind}/" in written[0]
     viewer.layers.clear()
-    reopened = viewer.open(written[0], plugin="napari-lablink")
+    viewer.open(written[0], plugin="napari-lablink")
+    assert wait_for_opens(60)
+    reopened = list(viewer.layers)
     assert [layer.name for layer in reopened] == ["DAPI", "GFP"]
     for layer, expected in zip(reopened, planes, strict=True):
         np.testing.assert_array_equal(np.asarray(layer.data), expected)
@@ -67,7 +70,9 @@ def test_labels_layer_comes_back_as_labels(make_napari_viewer, mikro_clean, toke
     labels[3:9, 5:25] = 4
     viewer.add_labels(labels, name="cells")
     (uri,) = viewer.layers.save(target(mikro_clean, kind), plugin="napari-lablink")
-    (layer,) = viewer.open(uri, plugin="napari-lablink")
+    viewer.open(uri, plugin="napari-lablink")
+    assert wait_for_opens(60)
+    _, layer = viewer.layers  # the saved layer, then the one read back
     assert layer._type_string == "labels"
     np.testing.assert_array_equal(np.asarray(layer.data), labels)
 

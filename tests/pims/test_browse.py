@@ -61,8 +61,11 @@ def test_the_browser_finds_a_path_and_opens_it(
     widget.select_entry(0)
     assert widget.details["channels"].text() == "DAPI, GFP, mCherry"
     assert widget.details["pixel size"].text() == "y 0.325 µm, x 0.325 µm"
-    layers = widget.open_selected()
-    assert [layer.name for layer in layers] == ["DAPI", "GFP", "mCherry"]
+    widget.open_selected()
+    from napari_lablink._napari.opening import wait_for_opens
+
+    assert wait_for_opens(60)
+    assert [layer.name for layer in widget.viewer.layers] == ["DAPI", "GFP", "mCherry"]
     widget.search_box.setText("upload-missing/nothing.ome.tif")
     qtbot.keyClick(widget.search_box, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: not widget.loading, timeout=30_000)

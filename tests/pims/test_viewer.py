@@ -13,7 +13,7 @@ import pytest
 import tifffile
 from napari.utils.notifications import notification_manager
 
-from napari_lablink._napari.readers import read_remote
+from napari_lablink._napari.readers import read_remote_now
 from napari_lablink.testing.pims.images import TestImage
 
 pytestmark = [pytest.mark.pims, pytest.mark.viewer, pytest.mark.timeout(900)]
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.pims, pytest.mark.viewer, pytest.mark.timeout(900)]
 def add(viewer, uri: str) -> list:
     """Add what the reader returns, as napari does with a reader's layer data tuples."""
     layers = []
-    for data, kwargs, kind in read_remote(uri):
+    for data, kwargs, kind in read_remote_now(uri):
         added = getattr(viewer, f"add_{kind}")(data, **kwargs)
         layers.extend(added if isinstance(added, list) else [added])
     return layers
@@ -122,7 +122,7 @@ def test_unknown_path_notifies_and_adds_nothing(make_napari_viewer, real_pims) -
     try:
         viewer = make_napari_viewer()
         uri = f"pims+http://127.0.0.1:{real_pims.port}/upload-missing/nothing.ome.tif"
-        assert read_remote(uri) == [(None,)]
+        assert read_remote_now(uri) == [(None,)]
     finally:
         notification_manager.notification_ready.disconnect(record)
     assert len(viewer.layers) == 0

@@ -137,15 +137,20 @@ def _open_images(viewer: Any, servers: dict[str, Any]) -> list[str]:
     Only the cells start visible: the tracker field of view and the pyramid are several times
     larger and would shrink everything else on the canvas; they are one click away.
     """
-    failed = []
-    for name, uri in servers["uris"].items():
-        layers = viewer.open(uri, plugin="napari-lablink")
+    from napari_lablink._napari.opening import open_in_viewer, wait_for_opens
+
+    failed: list[str] = []
+
+    def place(name: str, layers: list[Any]) -> None:
         if not layers:
             failed.append(name)
-            continue
         for layer in layers:
             layer.translate = (*layer.translate[:-1], _PSF_PANELS_WIDTH_UM)
             layer.visible = name.startswith(("Cells", "Nuclei"))
+
+    for name, uri in servers["uris"].items():
+        open_in_viewer(viewer, uri, done=lambda layers, name=name: place(name, layers))
+    wait_for_opens(timeout=300)
     return failed
 
 

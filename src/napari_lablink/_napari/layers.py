@@ -14,7 +14,7 @@ from napari.utils.colormaps import Colormap
 
 from napari_lablink.client.models import RemoteImage
 
-__all__ = ["layer_data"]
+__all__ = ["VISIBLE_AT_FIRST", "layer_data", "with_image_name"]
 
 LayerDataTuple = tuple[Any, dict[str, Any], str]
 
@@ -29,8 +29,28 @@ _FALLBACK_COLORS = (
 )
 
 
-def _colormap(rgb: tuple[float, float, float]) -> Colormap:
-    """A black-to-colour ramp, named by its hex colour so equal colours share a name."""
+#: Channels shown when an image opens; the others are added hidden (a 40-channel FOV drawn
+#: additively is white noise, and every visible channel is fetched).
+VISIBLE_AT_FIRST = 4
+
+#: napari's own black-to-colour colormaps: a channel of one of these colours gets its name.
+_NAMED_RAMPS = {
+    (0, 0, 255): "blue",
+    (0, 255, 255): "cyan",
+    (255, 255, 255): "gray",
+    (0, 255, 0): "green",
+    (255, 0, 255): "magenta",
+    (255, 0, 0): "red",
+    (255, 255, 0): "yellow",
+}
+
+
+def _colormap(rgb: tuple[float, float, float]) -> Colormap | str:
+    """napari's named ramp of that colour, else a black-to-colour ramp named by its hex colour
+    (so equal colours share a name)."""
+    key = tuple(round(v * 255) for v in rgb)
+    if key in _NAMED_RAMPS:
+        return _NAMED_RAMPS[key]
     name = "#" + "".join(f"{round(v * 255):02x}" for v in rgb)
     return Colormap([[0.0, 0.0, 0.0, 1.0], [*rgb, 1.0]], name=name, display_name=name)
 
@@ -107,7 +127,28 @@ def layer_data(image: RemoteImage) -> list[LayerDataTuple]:
         "colormap": [_colormap(c) for c in colors],
         "blending": "additive",
     }
+    if n_channels > VISIBLE_AT_FIRST:
+        kwargs["visible"] = [i < VISIBLE_AT_FIRST for i in range(n_channels)]
     limits = [c.contrast_limits for c in channels[:n_channels]]
     if len(limits) == n_channels and all(limits):
         kwargs["contrast_limits"] = limits
     return [(data_of(levels), kwargs, "image")]
+
+
+def with_image_name(layers: list[LayerDataTuple], image_name: str) -> list[LayerDataTuple]:
+    """``layers`` with each channel layer named ``"IMAGE: CHANNEL"``: for when channel names
+    alone would collide with layers already in the viewer ("DAPI", "DAPI [1]")."""
+    prefix = f"{image_name}: "
+
+    def named(name: str) -> str:
+        return name if name.startswith(image_name) else prefix + name
+
+    out = []
+    for data, kwargs, kind in layers:
+        name = kwargs.get("name")
+        if isinstance(name, list):
+            kwargs = {**kwargs, "name": [named(n) for n in name]}
+        elif isinstance(name, str) and kwargs.get("metadata", {}).get("lablink"):
+            kwargs = {**kwargs, "name": named(name)}
+        out.append((data, kwargs, kind))
+    return out

@@ -1,8 +1,11 @@
 """npe2 reader for remote URIs: ``viewer.open(uri)``, ``napari <uri>`` and dropped links.
 
-The reader only decides whether a path is ours and hands off to the client core; a failure becomes
-a napari notification and napari's "nothing to add" sentinel, so no broken layer is added and no
-traceback dialog appears.
+The reader only decides whether a path is ours. With a viewer up it hands each URI to
+:func:`~napari_lablink._napari.opening.open_in_viewer`, which does the network work in the
+background and adds the layers when they are ready, and answers napari's "nothing to add"
+sentinel at once: an npe2 reader runs on the Qt thread, and a server must never freeze the window.
+Without a viewer (a script calling the reader) it reads in place. Either way a failure is a
+notification, never a half-made layer or a traceback dialog.
 """
 
 from __future__ import annotations
@@ -13,13 +16,11 @@ from typing import Any
 
 from napari.utils.notifications import show_error
 
-from napari_lablink._napari.layers import layer_data
-from napari_lablink._napari.rois import read_rois
-from napari_lablink.client.connection import open_image
+from napari_lablink._napari.opening import failure_message, open_in_viewer, prepare_layers
 from napari_lablink.client.errors import LablinkError
-from napari_lablink.client.uri import is_remote_uri, parse_uri
+from napari_lablink.client.uri import is_remote_uri
 
-__all__ = ["get_reader", "read_remote"]
+__all__ = ["get_reader", "read_remote", "read_remote_now"]
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +36,26 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list] | None:
 
 
 def read_remote(path: str | list[str]) -> list:
-    paths = [path] if isinstance(path, str) else list(path)
+    """Open in the background into the current viewer; in place when there is none."""
+    import napari
+
+    viewer = napari.current_viewer()
+    if viewer is None:
+        return read_remote_now(path)
+    for uri in [path] if isinstance(path, str) else list(path):
+        open_in_viewer(viewer, str(uri))
+    return _NOTHING
+
+
+def read_remote_now(path: str | list[str]) -> list:
+    """The layer data of every URI in ``path``, read in the calling thread (may block)."""
     layers: list = []
-    for uri in paths:
+    for uri in [path] if isinstance(path, str) else list(path):
         try:
-            image = open_image(str(uri))
-            layers.extend(layer_data(image))
-            layers.extend(read_rois(parse_uri(str(uri)), image.name, image.uri))
+            layers.extend(prepare_layers(str(uri)))
         except LablinkError as exc:
-            show_error(f"Could not open {_shown(uri)}: {exc}")
+            show_error(failure_message(str(uri), exc))
         except Exception as exc:  # a bug of ours must still not cost the user a traceback dialog
-            log.exception("unexpected error opening %s", _shown(uri))
-            show_error(f"Could not open {_shown(uri)}: unexpected {type(exc).__name__}: {exc}")
+            log.exception("unexpected error opening %s", str(uri).split("?", 1)[0])
+            show_error(failure_message(str(uri), exc))
     return layers or _NOTHING
-
-
-def _shown(uri: str) -> str:
-    return str(uri).split("?", 1)[0]

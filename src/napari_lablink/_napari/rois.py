@@ -118,8 +118,13 @@ def roi_layer_data(
     return out
 
 
-def read_rois(uri: RemoteURI, image_name: str, image_uri: str) -> list[LayerDataTuple]:
-    """The ROI layers the reader adds next to the image ``uri`` (see the module docstring)."""
+def read_rois(
+    uri: RemoteURI, image_name: str, image_uri: str, *, watch: bool = True
+) -> list[LayerDataTuple]:
+    """The ROI layers the reader adds next to the image ``uri`` (see the module docstring).
+
+    ``watch=False`` leaves following live changes to the caller (:func:`watch_current_viewer`
+    on the Qt thread), for when this runs in a worker."""
     mode = wants_rois(uri)
     if mode == "never" or uri.scheme != "mikro":
         return []
@@ -132,11 +137,12 @@ def read_rois(uri: RemoteURI, image_name: str, image_uri: str) -> list[LayerData
     if not listing.rois and mode == "auto":
         return []
     geometry = server.roi_geometry(uri)
-    _watch_current_viewer()
+    if watch:
+        watch_current_viewer()
     return roi_layer_data(listing.rois, geometry, image_uri, image_name, live=True)
 
 
-def _watch_current_viewer() -> None:
+def watch_current_viewer() -> None:
     import napari
 
     from napari_lablink._napari.roi_live import watch_viewer

@@ -50,6 +50,7 @@ __all__ = [
     "UploadError",
     "malformed_answers",
     "mark_upload_failure",
+    "plain_text",
     "scrub",
 ]
 
@@ -93,6 +94,26 @@ def cut(text: str, limit: int = 300) -> str:
     return head.rstrip(" ,;:") + " ..."
 
 
+def plain_text(value: object) -> str:
+    """A server's reply (a JSON string, list or object) as words, never a Python repr:
+    ``{"channel": ["Wrong size"]}`` -> ``"channel: Wrong size"``."""
+    if isinstance(value, dict):
+        return "; ".join(
+            plain_text(v)
+            if k in ("detail", "message", "non_field_errors")
+            else f"{k}: {plain_text(v)}"
+            for k, v in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return "; ".join(plain_text(v) for v in value)
+    return "" if value is None else str(value).strip()
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if not text or text[-1] in ".!?" else text + "."
+
+
 class LablinkError(Exception):
     """Base of every error napari-lablink raises on purpose.
 
@@ -119,16 +140,18 @@ class LablinkError(Exception):
         super().__init__(self._compose())
 
     def _compose(self) -> str:
+        """What happened and what to do first (a collapsed notification shows only that much),
+        then where: the server and the object, in brackets at the end."""
+        text = _sentence(self.message)
+        if self.hint:
+            text = f"{text} {_sentence(self.hint)}"
         where = []
         if self.server:
             where.append(f"server {self.server}")
         if self.obj:
             where.append(str(self.obj))
-        text = self.message
         if where:
-            text = f"{text} ({', '.join(where)})"
-        if self.hint:
-            text = f"{text}. {self.hint}"
+            text = f"{text} [{', '.join(where)}]"
         return text
 
 

@@ -35,6 +35,7 @@ from napari_lablink.client.errors import (
     ServerError,
     ServerUnavailableError,
     cut,
+    plain_text,
     scrub,
 )
 
@@ -128,8 +129,8 @@ def describe_response(
     if isinstance(body, dict):
         for key in ("detail", "details", "message", "error", "errors", "non_field_errors"):
             if key in body:
-                return cut(scrub(str(body[key])), limit)
-    return cut(scrub(str(body)), limit)
+                return cut(scrub(plain_text(body[key])), limit)
+    return cut(scrub(plain_text(body)), limit)
 
 
 class Transport:

@@ -15,6 +15,7 @@ from napari_lablink.client.errors import (
     ProtocolError,
     ServerError,
     cut,
+    plain_text,
 )
 from napari_lablink.client.transport import Transport
 
@@ -82,7 +83,7 @@ class MikroSession:
 
     def _error(self, errors: object, obj: str | None) -> LablinkError:
         messages = [
-            str(e.get("message", e)) if isinstance(e, dict) else str(e)
+            plain_text(e.get("message", e)) if isinstance(e, dict) else plain_text(e)
             for e in (errors if isinstance(errors, list) else [errors])
         ]
         said = cut(self.scrub("; ".join(messages)), 300)

@@ -1,0 +1,191 @@
+"""How long napari's Qt thread stalls while the plugin opens and slices remote images.
+
+Run under a display (``xvfb-run -a python benchmarks/bench_napari.py``). The demo's stand-in
+servers run in a subprocess, as real servers would, so their work does not count as a stall. A
+heartbeat QTimer ticks every 5 ms; the longest gap between ticks is the longest stall.
+
+- ``napari_open_blocked_ms``: longest stall while each demo image opens (worst image), against
+  adding an in-memory array of the same shape.
+- ``napari_slider_blocked_ms``: longest stall while the z slider steps 20 times through the 3-D
+  cells, against the same with an in-memory copy (and again with napari's asynchronous slicing).
+- ``napari_open_to_pixels_ms``: cold open of the tissue image until its first plane is in the
+  layer, against plain zarr reading that plane from the same store.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+try:
+    from ._bench import bench, grant_store
+except ImportError:
+    from _bench import bench, grant_store
+
+_SERVERS = """
+import json, sys
+from napari_lablink.testing import MikroStandIn, TrackerStandIn
+with MikroStandIn() as mikro, TrackerStandIn() as tracker:
+    ids = mikro.seed_demo()
+    fov = tracker.seed_demo(size=512, fovs=1)["images"][0]["id"]
+    print(json.dumps({
+        "token": mikro.token, "s3": mikro.s3_endpoint, "graphql": mikro.gen2_graphql_url,
+        "email": tracker.email, "password": tracker.password,
+        "store": mikro.state.images[ids["tissue_pyramid"]].store,
+        "uris": {
+            "cells": mikro.representation_uri(ids["cells_gen1"]),
+            "nuclei": mikro.representation_uri(ids["nuclei_labels_gen1"]),
+            "tissue": mikro.image_uri(ids["tissue_pyramid"]),
+            "tracker": f"mibi+{tracker.base_url}/images/{fov}",
+        },
+    }), flush=True)
+    sys.stdin.read()
+"""
+
+ACCESS = """mutation A($input: RequestZarrAccessInput!) {
+  requestZarrAccess(input: $input) { accessKey secretKey sessionToken bucket key } }"""
+
+
+class Heartbeat:
+    """The longest gap between ticks of a 5 ms QTimer while :meth:`measure` runs ``action``."""
+
+    def __init__(self) -> None:
+        from qtpy.QtCore import QTimer
+
+        self.timer = QTimer()
+        self.timer.setInterval(5)
+        self.timer.timeout.connect(self._tick)
+        self.last = time.perf_counter()
+        self.worst = 0.0
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.worst = max(self.worst, now - self.last)
+        self.last = now
+
+    def measure(self, action: Callable[[], object], until: Callable[[], bool]) -> float:
+        from qtpy.QtWidgets import QApplication
+
+        self.worst, self.last = 0.0, time.perf_counter()
+        self.timer.start()
+        action()
+        self._tick()
+        while not until():
+            QApplication.processEvents()
+            time.sleep(0.001)
+        for _ in range(20):  # let napari draw what arrived
+            QApplication.processEvents()
+            time.sleep(0.005)
+        self.timer.stop()
+        return self.worst * 1e3
+
+
+def main() -> None:
+    import os
+
+    import httpx
+    import napari
+    import zarr
+    from napari.settings import get_settings
+
+    from napari_lablink._napari.opening import pending_opens, wait_for_opens
+    from napari_lablink.client.connection import _shared
+
+    servers = subprocess.Popen(
+        [sys.executable, "-c", _SERVERS], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    info = json.loads(servers.stdout.readline())
+    os.environ.update(
+        LABLINK_TOKEN=info["token"],
+        LABLINK_MIBI_EMAIL=info["email"],
+        LABLINK_MIBI_PASSWORD=info["password"],
+    )
+    settings = get_settings()
+    was_async = settings.experimental.async_
+    settings.experimental.async_ = False
+    viewer = napari.Viewer(show=True)
+    beat = Heartbeat()
+    try:
+        # Opening: every demo image, cold, against an in-memory array of the same shape.
+        worst_open, worst_local, shapes = 0.0, 0.0, {}
+        for name, uri in info["uris"].items():
+            _shared.close_all()
+            viewer.layers.clear()
+            stall = beat.measure(
+                lambda uri=uri: viewer.open(uri, plugin="napari-lablink"),
+                lambda: not pending_opens(),
+            )
+            shapes[name] = [layer.data.shape for layer in viewer.layers if not layer.multiscale]
+            print(f"# open {name}: {len(viewer.layers)} layers, stall {stall:.0f} ms", flush=True)
+            worst_open = max(worst_open, stall)
+            arrays = [np.zeros(s, dtype=np.uint16) for s in shapes[name]]
+            viewer.layers.clear()
+            local = beat.measure(
+                lambda arrays=arrays: [viewer.add_image(a) for a in arrays], lambda: True
+            )
+            worst_local = max(worst_local, local)
+        bench("napari_open_blocked_ms", worst_open, "ms", worst_local)
+
+        # The z slider through the 3-D cells, remote (sync and async slicing) and in memory.
+        def slider_stall() -> float:
+            steps = viewer.dims.nsteps[0]
+            return max(
+                beat.measure(lambda i=i: viewer.dims.set_current_step(0, i % steps), lambda: True)
+                for i in range(1, 21)
+            )
+
+        viewer.layers.clear()
+        viewer.open(info["uris"]["cells"], plugin="napari-lablink")
+        wait_for_opens(120)
+        copies = [np.asarray(layer.data) for layer in viewer.layers]
+        remote = slider_stall()
+        settings.experimental.async_ = True
+        remote_async = slider_stall()
+        settings.experimental.async_ = False
+        viewer.layers.clear()
+        for copy in copies:
+            viewer.add_image(copy)
+        local = slider_stall()
+        bench("napari_slider_blocked_ms", remote, "ms", local)
+        bench("napari_slider_blocked_async_ms", remote_async, "ms", local)
+
+        # Open to first pixels: the tissue image cold, against plain zarr reading that plane.
+        def open_to_pixels() -> float:
+            _shared.close_all()
+            viewer.layers.clear()
+            start = time.perf_counter()
+            viewer.open(info["uris"]["tissue"], plugin="napari-lablink")
+            wait_for_opens(120)
+            assert viewer.layers[0]._slice.image.view.size > 0
+            return time.perf_counter() - start
+
+        def plain_plane() -> float:
+            start = time.perf_counter()
+            grant = httpx.post(
+                info["graphql"],
+                json={"query": ACCESS, "variables": {"input": {"storeId": info["store"]}}},
+                headers={"Authorization": f"Bearer {info['token']}"},
+            ).json()["data"]["requestZarrAccess"]
+            array = zarr.open_array(
+                grant_store(grant, info["s3"], read_only=True), mode="r", zarr_format=3
+            )
+            array[:, 0, array.shape[2] // 2]
+            return time.perf_counter() - start
+
+        plugin = float(np.median([open_to_pixels() for _ in range(3)]))
+        baseline = float(np.median([plain_plane() for _ in range(3)]))
+        bench("napari_open_to_pixels_ms", plugin * 1e3, "ms", baseline * 1e3)
+    finally:
+        settings.experimental.async_ = was_async
+        viewer.close()
+        servers.stdin.close()
+        servers.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()

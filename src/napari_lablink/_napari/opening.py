@@ -1,0 +1,210 @@
+"""Opening remote images without freezing napari: the network in a worker, layers when ready.
+
+npe2 readers are synchronous and run on the Qt thread, where a slow or dead server would freeze
+the window. So when a viewer is up, the reader only schedules :func:`open_in_viewer` and answers
+napari's "nothing to add" sentinel; a worker (the widgets' one idiom, :mod:`.workers`) fetches the
+metadata, picks channels, samples contrast and lists ROIs, with a cancellable progress bar in
+napari's activity panel; then the layers are added on the Qt thread in one go. A failure is one
+notification. Scripts that need the layers wait with :func:`wait_for_opens`.
+
+The browser's channel picker calls :func:`open_in_viewer` with ``channels=``; the reader takes the
+same choice from the URI (``?channels=CD45,dsDNA``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from napari.utils.notifications import show_error
+from napari.utils.progress import cancelable_progress
+
+from napari_lablink._napari.layers import LayerDataTuple, layer_data, with_image_name
+from napari_lablink._napari.rois import read_rois, watch_current_viewer
+from napari_lablink._napari.workers import Task, Workers, describe
+from napari_lablink.client.connection import open_image
+from napari_lablink.client.contrast import with_contrast
+from napari_lablink.client.errors import LablinkError
+from napari_lablink.client.selection import parse_channel_list, select_channels
+from napari_lablink.client.uri import RemoteURI, parse_uri
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["failure_message", "open_in_viewer", "prepare_layers", "wait_for_opens"]
+
+log = logging.getLogger(__name__)
+
+_STEPS = 3  # metadata, contrast, ROIs
+_workers: Workers | None = None
+
+
+def prepare_layers(
+    uri: str | RemoteURI,
+    *,
+    channels: Sequence[str | int] | None = None,
+    task: Task | None = None,
+) -> list[LayerDataTuple]:
+    """Everything opening ``uri`` needs from the network, as napari layer data (any thread).
+
+    ``channels`` (names or indices) overrides the URI's ``channels`` option; none means all.
+    """
+    parsed = uri if isinstance(uri, RemoteURI) else parse_uri(uri)
+    wanted = parse_channel_list(parsed.option("channels")) if channels is None else list(channels)
+    image = select_channels(open_image(parsed), wanted)
+    _report(task, 1)
+    image = with_contrast(image)
+    _report(task, 2)
+    layers = layer_data(image)
+    if wanted and len(image.channels) == 1:  # one channel asked for: name it, not the image
+        layers = [(d, {**k, "name": image.channels[0].name}, t) for d, k, t in layers]
+    layers += read_rois(parsed, image.name, image.uri, watch=False)
+    _report(task, 3)
+    return layers
+
+
+def _report(task: Task | None, done: int) -> None:
+    if task is not None:
+        if task.cancelled.is_set():
+            raise _Cancelled
+        task.report(done, _STEPS)
+
+
+class _Cancelled(Exception):
+    """The user cancelled the open in the activity panel: add nothing, say nothing."""
+
+
+class _Progress(cancelable_progress):
+    """The activity panel's bar, whose Cancel button also cancels the worker's task."""
+
+    def cancel(self) -> None:
+        super().cancel()
+        if self.cancel_callback is not None:
+            self.cancel_callback()
+
+
+def open_in_viewer(
+    viewer: napari.Viewer,
+    uri: str,
+    *,
+    channels: Sequence[str | int] | None = None,
+    done: Callable[[list[Any]], object] | None = None,
+) -> Task:
+    """Open ``uri`` into ``viewer`` in the background (call on the Qt thread).
+
+    ``done(layers)`` hears the layers added (none after a failure or a cancel).
+    """
+    shown = failure_subject(uri)
+    bar = _Progress(total=_STEPS, desc=f"Opening {shown}")
+    viewer_ref = weakref.ref(viewer)
+
+    def on_progress(count: int, _total: int) -> None:
+        bar.n = count
+        bar.refresh()
+
+    def on_done(layers: list[LayerDataTuple]) -> None:
+        target = viewer_ref()
+        added: list[Any] = []
+        if target is not None and not task.cancelled.is_set():
+            added = add_layers(target, layers)
+        if done is not None:
+            done(added)
+
+    def on_failed(exc: Exception) -> None:
+        if not isinstance(exc, _Cancelled):
+            show_error(failure_message(uri, exc))
+        if done is not None:
+            done([])
+
+    task = _background().start(
+        lambda t: prepare_layers(uri, channels=channels, task=t),
+        done=on_done,
+        failed=on_failed,
+        progress=on_progress,
+        finished=bar.close,
+    )
+    bar.cancel_callback = task.cancel
+    return task
+
+
+def add_layers(viewer: napari.Viewer, layers: list[LayerDataTuple]) -> list[Any]:
+    """Add prepared layer data the way napari adds a reader's answer (on the Qt thread).
+
+    Channel names that are already layer names get the image's name in front, and so do the
+    earlier layers of the same name that napari-lablink opened, so neither reads "DAPI [1]".
+    """
+    existing = {layer.name: layer for layer in viewer.layers}
+    names = [n for _, kwargs, _ in layers for n in _names(kwargs)]
+    clashes = [n for n in names if n in existing]
+    if clashes:
+        image_name = _image_name(layers)
+        if image_name:
+            layers = with_image_name(layers, image_name)
+        for name in clashes:
+            source = existing[name].metadata.get("lablink", {}).get("name")
+            if source and not name.startswith(source):
+                existing[name].name = f"{source}: {name}"
+    added: list[Any] = []
+    for data, kwargs, kind in layers:
+        result = getattr(viewer, f"add_{kind}")(data, **kwargs)
+        added.extend(result if isinstance(result, list) else [result])
+    if any(kind in ("shapes", "points") for _, _, kind in layers):
+        watch_current_viewer()
+    return added
+
+
+def _names(kwargs: dict[str, Any]) -> list[str]:
+    name = kwargs.get("name")
+    return list(name) if isinstance(name, list) else [name] if isinstance(name, str) else []
+
+
+def _image_name(layers: list[LayerDataTuple]) -> str | None:
+    for _, kwargs, _ in layers:
+        name = kwargs.get("metadata", {}).get("lablink", {}).get("name")
+        if name:
+            return str(name)
+    return None
+
+
+def failure_subject(uri: str | RemoteURI) -> str:
+    """The object a message is about, as the user knows it: the URI without its query."""
+    return str(uri).split("?", 1)[0]
+
+
+def failure_message(uri: str | RemoteURI, exc: Exception) -> str:
+    """The notification for a failed open: what happened and what to do, then which object."""
+    if isinstance(exc, LablinkError):
+        return f"Could not open the image. {exc}"
+    return f"Could not open the image: {describe(exc)} ({failure_subject(uri)})"
+
+
+def _background() -> Workers:
+    global _workers
+    if _workers is None:
+        _workers = Workers()
+    return _workers
+
+
+def pending_opens() -> bool:
+    """Whether an open is still on its way."""
+    return _workers is not None and not _workers.idle
+
+
+def wait_for_opens(timeout: float = 60.0) -> bool:
+    """Run the Qt event loop until every open has added its layers; False on timeout.
+
+    For scripts and tests: ``viewer.open(uri)`` returns before the layers are there.
+    """
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout
+    while pending_opens():
+        if time.monotonic() > end:
+            return False
+        QApplication.processEvents()
+        time.sleep(0.005)
+    QApplication.processEvents()
+    return True
