@@ -48,14 +48,19 @@ class PSFTable(QTableWidget):
         super().__init__(0, len(HEADERS), parent)
         self.setHorizontalHeaderLabels(list(HEADERS))
         for c, tip in enumerate(TOOLTIPS):
-            self.horizontalHeaderItem(c).setToolTip(tip)
+            label = self.horizontalHeaderItem(c)
+            assert label is not None  # setHorizontalHeaderLabels made one per column
+            label.setToolTip(tip)
         # the table scrolls rather than widening the dock (and shrinking the canvas)
         self.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustIgnored)
-        self.verticalHeader().setVisible(False)
+        rows = self.verticalHeader()
+        assert rows is not None  # a table view always has its headers
+        rows.setVisible(False)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.horizontalHeader()
+        assert header is not None
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         self._beads: list[int | None] = []
@@ -132,7 +137,10 @@ class PSFTable(QTableWidget):
         last = self.rowCount() - 1
         if last < 0:
             return {}
-        return {h: self.item(last, c).text() for c, h in enumerate(HEADERS)}
+        cells = [self.item(last, c) for c in range(len(HEADERS))]
+        return {
+            h: "" if cell is None else cell.text() for h, cell in zip(HEADERS, cells, strict=True)
+        }
 
     def _on_selection(self) -> None:
         rows = {index.row() for index in self.selectedIndexes()}
