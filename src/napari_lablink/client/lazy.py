@@ -91,7 +91,7 @@ def chunked_array(
         else _PlannedLayer(indices, read, plan)
     )
     graph = HighLevelGraph({name: layer}, {name: set()})
-    array: da.Array = da.Array(graph, name, chunks=sizes, dtype=dtype)  # type: ignore[no-untyped-call]
+    array: da.Array = da.Array(graph, name, chunks=sizes, dtype=dtype)
     return array
 
 

@@ -47,7 +47,7 @@ def to_ctzyx(data: object, dims: Sequence[str] | None = None, *, rgb: bool = Fal
         data = data.data
     # name=False: dask would otherwise hash every byte of an in-memory array to name it.
     array: da.Array = (
-        data if isinstance(data, da.Array) else da.from_array(data, chunks=-1, name=False)  # type: ignore[no-untyped-call]
+        data if isinstance(data, da.Array) else da.from_array(data, chunks=-1, name=False)
     )
     if names is None:
         if rgb:
@@ -69,7 +69,7 @@ def to_ctzyx(data: object, dims: Sequence[str] | None = None, *, rgb: bool = Fal
             hint="Set the layer's axis labels to names such as ('z', 'y', 'x')",
         )
     order = [mapped.index(d) for d in DIMS if d in mapped]
-    array = array.transpose(order)  # type: ignore[no-untyped-call]  # dask's untyped
+    array = array.transpose(order)
     present = [d for d in DIMS if d in mapped]
     index = tuple(slice(None) if d in present else None for d in DIMS)
     ctzyx: da.Array = array[index]

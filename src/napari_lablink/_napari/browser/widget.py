@@ -149,6 +149,7 @@ class BrowserWidget(QWidget):
         self.results.setMinimumHeight(5 * (THUMBNAIL + 4) + 28)
         self.results.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.results.header()
+        assert header is not None  # a tree view always has its header
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for column in (1, 2):
@@ -239,7 +240,9 @@ class BrowserWidget(QWidget):
         self.search_box.returnPressed.connect(lambda: self.search(self.search_box.text()))
         self.up_button.clicked.connect(self.go_up)
         self.more_button.clicked.connect(self.load_more)
-        self.results.verticalScrollBar().valueChanged.connect(self._scrolled)
+        scroll = self.results.verticalScrollBar()
+        assert scroll is not None  # a scroll area always has its bars
+        scroll.valueChanged.connect(self._scrolled)
         self.results.currentItemChanged.connect(lambda *_: self._show_details())
         self.results.itemDoubleClicked.connect(lambda *_: self._activate())
         self.into_button.clicked.connect(self.browse_into)
@@ -297,10 +300,9 @@ class BrowserWidget(QWidget):
     def _set_state(self, name: str, state: str, message: str = "") -> None:
         self._states[name] = (state, message)
         names = self.profile_names()
-        if name in names:
-            self._draw_profile(
-                self.profile_list.item(names.index(name)), self._profiles[names.index(name)]
-            )
+        item = self.profile_list.item(names.index(name)) if name in names else None
+        if item is not None:
+            self._draw_profile(item, self._profiles[names.index(name)])
         profile = self.selected_profile()
         if profile is not None and profile.name == name:
             self._show_state(name)
@@ -599,7 +601,7 @@ class BrowserWidget(QWidget):
 
     def _scrolled(self, value: int) -> None:
         bar = self.results.verticalScrollBar()
-        if bar.maximum() > 0 and value >= bar.maximum() - 2:
+        if bar is not None and bar.maximum() > 0 and value >= bar.maximum() - 2:
             self.load_more()
 
     # -- selection and actions --------------------------------------------------------------
@@ -719,8 +721,9 @@ class BrowserWidget(QWidget):
 
     def copy_uri(self) -> None:
         entry = self.selected_entry()
-        if entry is not None:
-            QApplication.clipboard().setText(entry.uri)
+        clipboard = QApplication.clipboard()  # None only without a running QApplication
+        if entry is not None and clipboard is not None:
+            clipboard.setText(entry.uri)
             self.status.setText(f"Copied {entry.uri}")
 
     def _update_buttons(self) -> None:

@@ -91,10 +91,12 @@ class AcquisitionForm(QWidget):
         self.channels = QTableWidget(0, 3)
         self.channels.setHorizontalHeaderLabels(["use", "channel", "colormap"])
         header = self.channels.horizontalHeader()
+        rows = self.channels.verticalHeader()
+        assert header is not None and rows is not None  # a table view always has its headers
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
-        self.channels.verticalHeader().setVisible(False)
+        rows.setVisible(False)
         self.channels.setMaximumHeight(90)
         self.set_channels(("default",))
 
@@ -134,7 +136,7 @@ class AcquisitionForm(QWidget):
         out = []
         for row in range(self.channels.rowCount()):
             use = self.channels.cellWidget(row, 0)
-            name = self.channels.item(row, 1).text().strip()
+            name = self._channel_name(row).strip()
             cmap = self.channels.cellWidget(row, 2)
             if isinstance(use, QCheckBox) and use.isChecked() and name:
                 assert isinstance(cmap, QComboBox)  # set_channels puts one in every row
@@ -174,6 +176,11 @@ class AcquisitionForm(QWidget):
             cmap.setCurrentIndex(row % len(COLORMAPS))
             self.channels.setCellWidget(row, 2, cmap)
 
+    def _channel_name(self, row: int) -> str:
+        item = self.channels.item(row, 1)
+        assert item is not None  # set_channels puts one in every row
+        return item.text()
+
     def apply_info(self, info: BackendInfo) -> None:
         """Fill what the backend knows: pixel size, z step, channels, crop bounds."""
         if info.pixel_size_um:
@@ -184,7 +191,7 @@ class AcquisitionForm(QWidget):
         self.crop_h.setMaximum(h)
         self.crop_w.setMaximum(w)
         names = info.channels or ("default",)
-        current = tuple(self.channels.item(r, 1).text() for r in range(self.channels.rowCount()))
+        current = tuple(self._channel_name(r) for r in range(self.channels.rowCount()))
         if current != tuple(names):
             self.set_channels(names)
 

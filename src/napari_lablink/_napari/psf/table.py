@@ -54,15 +54,20 @@ class PSFTable(QTableWidget):
         super().__init__(0, len(HEADERS), parent)
         self.setHorizontalHeaderLabels(list(HEADERS))
         for c, tip in enumerate(TOOLTIPS):
-            self.horizontalHeaderItem(c).setToolTip(tip)
+            label = self.horizontalHeaderItem(c)
+            assert label is not None  # setHorizontalHeaderLabels made one per column
+            label.setToolTip(tip)
         # the columns share the width the dock has rather than widening it
         self.setSizeAdjustPolicy(QAbstractScrollArea.SizeAdjustPolicy.AdjustIgnored)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.verticalHeader().setVisible(False)
+        rows = self.verticalHeader()
+        assert rows is not None  # a table view always has its headers
+        rows.setVisible(False)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.horizontalHeader()
+        assert header is not None
         header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         header.setMinimumSectionSize(24)
         self._beads: list[int | None] = []
@@ -149,9 +154,12 @@ class PSFTable(QTableWidget):
         last = self.rowCount() - 1
         if last < 0:
             return {}
-        cells = {h: self.item(last, c).text() for c, h in enumerate(HEADERS)}
-        cells["beads"] = self.item(last, 0).toolTip()
-        return cells
+        cells = [self.item(last, c) for c in range(len(HEADERS))]
+        texts = {
+            h: "" if cell is None else cell.text() for h, cell in zip(HEADERS, cells, strict=True)
+        }
+        texts["beads"] = "" if cells[0] is None else cells[0].toolTip()
+        return texts
 
     def _on_selection(self) -> None:
         rows = {index.row() for index in self.selectedIndexes()}

@@ -144,11 +144,7 @@ class UploadWidget(QWidget):
         return self.server.itemText(0) if self.server.count() else ""
 
     def _refresh_layers(self, event: Any = None) -> None:
-        checked = {
-            self.layers.item(i).text()
-            for i in range(self.layers.count())
-            if self.layers.item(i).checkState() == Qt.CheckState.Checked
-        }
+        checked = set(self._checked_names())
         selected = {layer.name for layer in self.viewer.layers.selection}
         self.layers.clear()
         for layer in self.viewer.layers:
@@ -161,12 +157,16 @@ class UploadWidget(QWidget):
             self.layers.addItem(item)
 
     def checked_layers(self) -> list:
-        names = [
-            self.layers.item(i).text()
-            for i in range(self.layers.count())
-            if self.layers.item(i).checkState() == Qt.CheckState.Checked
-        ]
+        names = self._checked_names()
         return [self.viewer.layers[name] for name in names if name in self.viewer.layers]
+
+    def _checked_names(self) -> list[str]:
+        items = (self.layers.item(i) for i in range(self.layers.count()))
+        return [
+            item.text()
+            for item in items
+            if item is not None and item.checkState() == Qt.CheckState.Checked
+        ]
 
     def upload(self) -> None:
         """Start uploading the checked layers (returns at once; the work runs in a thread)."""
@@ -233,7 +233,9 @@ class UploadWidget(QWidget):
     def _done(self, uris: list[str]) -> None:
         self.last_uris = uris
         self.status.setText("Uploaded: " + "  ".join(uris))
-        QApplication.clipboard().setText("\n".join(uris))
+        clipboard = QApplication.clipboard()
+        if clipboard is not None:  # None only without a running QApplication
+            clipboard.setText("\n".join(uris))
         show_info("Uploaded to mikro (URI copied to the clipboard): " + ", ".join(uris))
 
     def _failed(self, exc: Exception) -> None:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -23,9 +23,21 @@ from napari_lablink.acquisition.psf.results import DEFAULT_OPTIONS, PSFOptions, 
 
 if TYPE_CHECKING:
     from napari_lablink.acquisition.buffers import StackView
-    from napari_lablink.acquisition.engine import AcquisitionEngine
+    from napari_lablink.acquisition.engine import StackGeometry
 
 log = logging.getLogger(__name__)
+
+
+class StackSource(Protocol):
+    """What ``attach`` uses of an engine, so a pacing stand-in (``PacedStacks``) fits too."""
+
+    @property
+    def stack_completed(self) -> Callbacks[[StackView]]: ...
+
+    @property
+    def geometry(self) -> StackGeometry | None: ...
+
+    def lease_newest(self, channel: int = 0) -> AbstractContextManager[StackView | None]: ...
 
 
 @dataclass
@@ -60,7 +72,7 @@ class PSFAnalyzer:
         self._cond = threading.Condition()
         self._closed = False
         self._busy = False
-        self._engine: AcquisitionEngine | None = None
+        self._engine: StackSource | None = None
         self._pixel_size_um: float | None = None
         self._thread = threading.Thread(target=self._work, name="lablink-psf", daemon=True)
         self._thread.start()
@@ -88,7 +100,7 @@ class PSFAnalyzer:
             _Job(channel, lambda: nullcontext(stack), pixel_size_um, z_positions_um, version)
         )
 
-    def attach(self, engine: AcquisitionEngine, pixel_size_um: float | None = None) -> None:
+    def attach(self, engine: StackSource, pixel_size_um: float | None = None) -> None:
         """Analyse every stack ``engine`` completes (the widget passes its pixel size)."""
         self.detach()
         self._engine = engine

@@ -66,7 +66,7 @@ def downsampled(array: da.Array, labels: bool) -> da.Array:
     )
     if np.issubdtype(array.dtype, np.integer):
         mean = da.round(mean)
-    same: da.Array = mean.astype(array.dtype)  # type: ignore[no-untyped-call]  # dask's untyped
+    same: da.Array = mean.astype(array.dtype)
     return same
 
 

@@ -132,7 +132,7 @@ class Images:
                 )
             level = lazy_array(array, f"mikro-{image['store']['id']}-{store_ids[n]}")
             if order != list(range(len(dims))):
-                level = level.transpose(order)  # type: ignore[no-untyped-call]  # dask's untyped
+                level = level.transpose(order)
             levels.append(level)
         dims = tuple(dims[i] for i in order)
         pixel_size = _pixel_size(image.get("affineTransformationViews") or [])

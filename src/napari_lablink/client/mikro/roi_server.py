@@ -87,7 +87,7 @@ class RoiMethods:
         """
         wire, object_id, uri = self._roi_target(ref)
         target = str(uri.without_options())
-        items: list[Any] = [layers] if _is_layer_tuple(layers) else list(layers)  # type: ignore[arg-type]
+        items: list[Any] = [layers] if _is_layer_tuple(layers) else list(layers)
         if all(isinstance(item, Roi) for item in items):
             return self._save(wire, object_id, LayerRois(list(items)), target)
         geometry = wire.geometry(object_id)

@@ -72,7 +72,9 @@ class _Handler(QuietHandler):
     def _origin(self) -> str:
         host = self.headers.get("X-Forwarded-Host") or self.headers.get("Host")
         if not host:
-            host = f"{self.server.server_address[0]}:{self.server.server_address[1]}"
+            # The bound socket's own address (always text for an AF_INET socket).
+            address, port = self.server.socket.getsockname()[:2]
+            host = f"{address}:{port}"
         return f"http://{host.split(',')[0].strip()}"
 
 

@@ -27,12 +27,12 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
-    execute,
+    execute_sync,
     parse,
     validate,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
@@ -153,8 +153,8 @@ class WebSocketSession:
                 with contextlib.suppress(OSError):
                     self._flush()  # pongs and the closing handshake
             for frame in events:
-                if frame.opcode is Opcode.TEXT:
-                    self._handle(frame.data)
+                if isinstance(frame, Frame) and frame.opcode is Opcode.TEXT:
+                    self._handle(bytes(frame.data))
             if not data or self._protocol.state is State.CLOSED:
                 return
 
@@ -241,7 +241,7 @@ class WebSocketSession:
         )
         if operation.operation is not OperationType.SUBSCRIPTION:
             raise GraphQLError("Only subscriptions are served over this websocket.")
-        coerced = get_variable_values(self._schema, operation.variable_definitions, variables)
+        coerced = get_variable_values(self._schema, operation.variable_definitions or (), variables)
         if isinstance(coerced, list):
             raise coerced[0]
         field_node = operation.selection_set.selections[0]
@@ -265,7 +265,7 @@ class WebSocketSession:
                 return
             name, payload = event
             root = _EventRoot(self._root, name, payload, self._as_dict)
-            result = execute(
+            result = execute_sync(
                 self._schema,
                 document,
                 root_value=root,
