@@ -12,6 +12,7 @@ main job.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -149,7 +150,7 @@ def _open_images(viewer: Any, servers: dict[str, Any]) -> list[str]:
             layer.visible = name.startswith(("Cells", "Nuclei"))
 
     for name, uri in servers["uris"].items():
-        open_in_viewer(viewer, uri, done=lambda layers, name=name: place(name, layers))
+        open_in_viewer(viewer, uri, done=functools.partial(place, name))
     wait_for_opens(timeout=300)
     return failed
 

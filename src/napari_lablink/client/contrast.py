@@ -23,7 +23,8 @@ def sample_plane(image: RemoteImage) -> da.Array:
         slice(None) if dim in ("c", "y", "x") else n // 2
         for dim, n in zip(image.dims, level.shape, strict=True)
     )
-    return level[index]
+    plane: da.Array = level[index]
+    return plane
 
 
 def _limits(plane: np.ndarray) -> tuple[float, float]:

@@ -115,7 +115,9 @@ class ProfileDialog(QDialog):
         shown = self.fields()
         for key, field in self._fields.items():
             field.setVisible(key in shown)
-            self._form.labelForField(field).setVisible(key in shown)
+            label = self._form.labelForField(field)
+            if label is not None:
+                label.setVisible(key in shown)
         self.s3.setPlaceholderText("http://127.0.0.1:9000" if "s3" in shown else "")
 
     def save(self) -> None:

@@ -642,7 +642,7 @@ class BrowserWidget(QWidget):
         """A checkable channel list for an image of several channels (all checked at first)."""
         names = self._channels_of(entry)
         wanted = parse_uri(entry.uri).option("channels") if entry is not None else None
-        current = [self.channel_list.item(i).text() for i in range(self.channel_list.count())]
+        current = [item.text() for item in self._channel_items()]
         if list(names) != current:
             self.channel_list.blockSignals(True)
             self.channel_list.clear()
@@ -655,23 +655,26 @@ class BrowserWidget(QWidget):
             self.channel_list.blockSignals(False)
         self.channel_box.setVisible(len(names) > 1)
 
+    def _channel_items(self) -> list[QListWidgetItem]:
+        items = [self.channel_list.item(i) for i in range(self.channel_list.count())]
+        return [item for item in items if item is not None]
+
     def _check_channels(self, on: bool) -> None:
         state = Qt.CheckState.Checked if on else Qt.CheckState.Unchecked
-        for i in range(self.channel_list.count()):
-            self.channel_list.item(i).setCheckState(state)
+        for item in self._channel_items():
+            item.setCheckState(state)
 
     def checked_channels(self) -> list[str]:
         """The channels the picker will open (all of them when it is hidden)."""
         return [
-            self.channel_list.item(i).text()
-            for i in range(self.channel_list.count())
-            if self.channel_list.item(i).checkState() == Qt.CheckState.Checked
+            item.text()
+            for item in self._channel_items()
+            if item.checkState() == Qt.CheckState.Checked
         ]
 
     def check_channels(self, names: list[str]) -> None:
         """Check exactly ``names`` in the picker (what a user's clicks do)."""
-        for i in range(self.channel_list.count()):
-            item = self.channel_list.item(i)
+        for item in self._channel_items():
             on = item.text() in names
             item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
 

@@ -94,7 +94,9 @@ class UploadWidget(QWidget):
             "add ?s3=<endpoint> if the server's S3 is not configured"
         )
         self.server.addItems(mikro_targets(store))
-        self.server.lineEdit().setPlaceholderText("mikro+http://HOST:PORT/PREFIX/image")
+        editor = self.server.lineEdit()
+        assert editor is not None  # an editable combo box has its line edit
+        editor.setPlaceholderText("mikro+http://HOST:PORT/PREFIX/image")
         self.server.setCurrentText(self._default_target())
         self.layers = QListWidget()
         self.layers.setMaximumHeight(140)
