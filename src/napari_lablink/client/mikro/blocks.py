@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from itertools import product
 
+import dask
 import dask.array as da
 import numpy as np
 from zarr.types import AnyArray
@@ -115,6 +116,7 @@ def write_blocks(
     """
     if tuple(source.shape) != tuple(target.shape):
         raise ValueError(f"shape {source.shape} does not match the target's {target.shape}")
+    scheduler = _scheduler()
     regions = list(_regions(target.shape, target.chunks, target.dtype.itemsize, region_bytes))
     total = sum(count for _, count in regions)
     done = 0
@@ -123,7 +125,7 @@ def write_blocks(
     def write_one(region: tuple[slice, ...]) -> None:
         if cancel is not None and cancel.is_set():
             return
-        target[region] = np.asarray(source[region].compute(scheduler="synchronous"))
+        target[region] = np.asarray(source[region].compute(scheduler=scheduler))
 
     def finished(future: Future[None], count: int) -> None:
         nonlocal done
@@ -148,3 +150,12 @@ def write_blocks(
             finished(future, count)
     if cancel is not None and cancel.is_set():
         raise UploadCancelledError("The upload was cancelled", hint="Nothing was registered")
+
+
+def _scheduler() -> str | None:
+    """Where the source is computed: on the active ``dask.distributed`` client if there is one
+    (a persisted array's pieces live on its workers), else in the writing thread (the writers
+    already run in parallel; dask's own pool inside each would only oversubscribe the cores)."""
+    if dask.config.get("scheduler", None) in ("dask.distributed", "distributed"):
+        return None
+    return "synchronous"

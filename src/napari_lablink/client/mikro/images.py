@@ -136,22 +136,7 @@ class Images:
         )
 
     def _open_store(self, endpoint: str, store_id: str, obj: str) -> AnyArray:
-        label = self.session.label
-
-        def grant() -> S3Grant:
-            access = self.session.graphql(
-                queries.REQUEST_ZARR_ACCESS, {"input": {"storeId": store_id}}, obj=obj
-            )["requestZarrAccess"]
-            bucket, key = access.get("bucket"), access.get("key")
-            if not bucket or not key:
-                raise ProtocolError(
-                    "The zarr access grant names no bucket or key", server=label, obj=obj
-                )
-            expires_in = access.get("expiresIn")
-            expires = time.time() + float(expires_in) if expires_in else None
-            return granted(access, bucket, key, expires_at=expires, server=label, obj=obj)
-
-        store = GrantedStore(endpoint, grant)
+        store = GrantedStore(endpoint, _AccessGrant(self.session, store_id, obj))
         return zarr.open_array(store, mode="r", zarr_format=3)
 
     # -- writing --------------------------------------------------------------------------------
@@ -292,6 +277,33 @@ def _levels(request: UploadRequest) -> list[da.Array]:
         for _ in pyramid_shapes(request.data.shape):
             levels.append(downsampled(levels[-1], request.labels))
     return levels
+
+
+@dataclass(frozen=True)
+class _AccessGrant:
+    """Asks for a read grant of one store: a grant source that pickles, for dask's workers."""
+
+    session: MikroSession
+    store_id: str
+    obj: str
+
+    def __call__(self) -> S3Grant:
+        label = self.session.label
+        access = self.session.graphql(
+            queries.REQUEST_ZARR_ACCESS, {"input": {"storeId": self.store_id}}, obj=self.obj
+        )["requestZarrAccess"]
+        bucket, key = access.get("bucket"), access.get("key")
+        if not bucket or not key:
+            raise ProtocolError(
+                "The zarr access grant names no bucket or key", server=label, obj=self.obj
+            )
+        return granted(access, bucket, key, expires_at=_expiry(access), server=label, obj=self.obj)
+
+
+def _expiry(grant: dict[str, Any]) -> float | None:
+    """When a grant with ``expiresIn`` (seconds) expires, as ``time.time()``."""
+    expires_in = grant.get("expiresIn")
+    return time.time() + float(expires_in) if expires_in else None
 
 
 @dataclass

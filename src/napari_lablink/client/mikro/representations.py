@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import zarr
@@ -78,11 +79,7 @@ class Representations:
                 obj=obj,
             )
 
-        def grant() -> S3Grant:
-            answer = self.session.graphql(queries.REQUEST_CREDENTIALS, obj=obj)["request"]
-            return granted(answer, bucket, key, server=label, obj=obj)
-
-        store = GrantedStore(endpoint, grant)
+        store = GrantedStore(endpoint, _DatasetGrant(self.session, bucket, key, obj))
         group = zarr.open_group(store, mode="r", zarr_format=2, use_consolidated=True)
         array = group["data"]
         if not isinstance(array, zarr.Array):
@@ -166,6 +163,20 @@ class Representations:
         if not created or not created.get("id"):
             raise ProtocolError("fromXArray returned no representation", server=label, obj=obj)
         return str(created["id"])
+
+
+@dataclass(frozen=True)
+class _DatasetGrant:
+    """Asks for the grant of the Dataset at ``bucket/key``: a grant source that pickles."""
+
+    session: MikroSession
+    bucket: str
+    key: str
+    obj: str
+
+    def __call__(self) -> S3Grant:
+        answer = self.session.graphql(queries.REQUEST_CREDENTIALS, obj=self.obj)["request"]
+        return granted(answer, self.bucket, self.key, server=self.session.label, obj=self.obj)
 
 
 def _channel(described: list[dict[str, Any]], index: int) -> Channel:

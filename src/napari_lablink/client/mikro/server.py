@@ -10,8 +10,6 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-import httpx
-
 from napari_lablink.client.browse import Entry
 from napari_lablink.client.connection import Server
 from napari_lablink.client.errors import ConfigurationError, ProtocolError
@@ -20,7 +18,6 @@ from napari_lablink.client.mikro.images import Images
 from napari_lablink.client.mikro.representations import Representations
 from napari_lablink.client.mikro.session import MikroSession
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
-from napari_lablink.client.transport import HeaderAuth, Transport
 from napari_lablink.client.upload import Progress, to_ctzyx
 from napari_lablink.config import Credentials
 from napari_lablink.uri import RemoteURI
@@ -40,14 +37,10 @@ class MikroServer(Server):
 
     def __init__(self, uri: RemoteURI, credentials: Credentials) -> None:
         super().__init__(uri, credentials)
-        base = self.uri.base_url
-        self.transport = Transport(
-            base,
-            label=self.label,
-            auth=HeaderAuth(httpx.URL(base), "Bearer", lambda: self.credentials.token),
-            secrets=lambda: self.credentials.secrets,
+        self.session = MikroSession.connect(
+            self.uri.base_url, self.label, lambda: self.credentials.token
         )
-        self.session = MikroSession(self.transport)
+        self.transport = self.session.transport
         generations: list[Generation] = [Images(self.session), Representations(self.session)]
         self._generations = {g.kind: g for g in generations}
         #: The generation whose listing this server answered, once one did.
