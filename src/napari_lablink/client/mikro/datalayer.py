@@ -20,7 +20,7 @@ import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,7 +43,8 @@ __all__ = ["GrantedStore", "S3Grant", "granted", "lazy_array", "write_failed"]
 
 T = TypeVar("T")
 
-#: Ask for a new grant this many seconds before the old one expires.
+#: Ask for a new grant this many seconds before the old one expires (or a quarter of its
+#: lifetime before, for grants shorter than that).
 _EXPIRY_MARGIN = 30.0
 _S3_AUTH_CODES = ("ExpiredToken", "InvalidAccessKeyId", "InvalidToken", "AccessDenied", "403")
 
@@ -59,6 +60,7 @@ class S3Grant:
     key: str
     #: Wall-clock expiry (``time.time()``), or None when the server does not say.
     expires_at: float | None = None
+    issued_at: float = field(default_factory=time.time)
 
     def __repr__(self) -> str:
         return f"S3Grant(bucket={self.bucket!r}, key={self.key!r}, expires_at={self.expires_at})"
@@ -69,7 +71,10 @@ class S3Grant:
 
     @property
     def expiring(self) -> bool:
-        return self.expires_at is not None and time.time() > self.expires_at - _EXPIRY_MARGIN
+        if self.expires_at is None:
+            return False
+        margin = min(_EXPIRY_MARGIN, (self.expires_at - self.issued_at) / 4)
+        return time.time() > self.expires_at - margin
 
 
 def granted(

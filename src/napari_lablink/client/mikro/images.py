@@ -165,7 +165,8 @@ class Images:
                 )["requestZarrUpload"]
                 stores.append(_Store(grant))
                 self._check_size(grant, level, obj)
-                target = _upload_array(endpoint, grant, level, chunks, obj)
+                renewal = _UploadRenewal(self.session, grant["store"], endpoint, obj)
+                target = _upload_array(endpoint, grant, level, chunks, renewal)
                 write_blocks(
                     level, target, progress=blocks.for_next(level.shape, chunks), cancel=cancel
                 )
@@ -300,6 +301,55 @@ class _AccessGrant:
         return granted(access, bucket, key, expires_at=_expiry(access), server=label, obj=self.obj)
 
 
+@dataclass(frozen=True)
+class _UploadRenewal:
+    """Renews the upload grant of one store while its upload runs (``refreshZarrUpload``).
+
+    A new ``requestZarrUpload`` would be a new store; this keeps writing into the same one. A
+    server without the mutation cannot renew: the upload then fails cleanly instead of writing
+    half an image into a second store.
+    """
+
+    session: MikroSession
+    store_id: str
+    endpoint: str
+    obj: str
+
+    def __call__(self) -> S3Grant:
+        try:
+            answer = self.session.graphql(
+                queries.REFRESH_ZARR_UPLOAD,
+                {"input": {"storeId": self.store_id}},
+                obj=self.obj,
+                idempotent=False,
+            )["refreshZarrUpload"]
+        except ProtocolError:
+            raise UploadError(
+                "S3 refused the upload grant (it may have expired) and the server cannot renew it",
+                server=self.endpoint,
+                obj=self.obj,
+                hint="Nothing was registered; upload a smaller image or ask for longer grants",
+            ) from None
+        return self.grant(answer)
+
+    def grant(self, answer: dict[str, Any] | None) -> S3Grant:
+        """The S3 grant in an upload grant of this store."""
+        if not answer or answer.get("store", self.store_id) != self.store_id:
+            raise ProtocolError(
+                "The renewed upload grant is for another store",
+                server=self.session.label,
+                obj=self.obj,
+            )
+        return granted(
+            answer,
+            answer["bucket"],
+            answer["key"],
+            expires_at=_expiry(answer),
+            server=self.session.label,
+            obj=self.obj,
+        )
+
+
 def _expiry(grant: dict[str, Any]) -> float | None:
     """When a grant with ``expiresIn`` (seconds) expires, as ``time.time()``."""
     expires_in = grant.get("expiresIn")
@@ -340,27 +390,14 @@ def _block_count(shape: Sequence[int], chunks: Sequence[int]) -> int:
 
 
 def _upload_array(
-    endpoint: str, grant: dict[str, Any], level: da.Array, chunks: tuple[int, ...], obj: str
+    endpoint: str,
+    grant: dict[str, Any],
+    level: da.Array,
+    chunks: tuple[int, ...],
+    renewal: _UploadRenewal,
 ) -> AnyArray:
-    s3_grant = S3Grant(
-        grant["accessKey"],
-        grant["secretKey"],
-        grant.get("sessionToken"),
-        grant["bucket"],
-        grant["key"],
-    )
-
-    def no_renewal() -> S3Grant:
-        # A new upload grant would be a new store: an upload that outlives its grant fails
-        # cleanly instead of writing half an image into a second store.
-        raise UploadError(
-            "S3 refused the upload grant (it may have expired)",
-            server=endpoint,
-            obj=obj,
-            hint="Nothing was registered; try again",
-        )
-
-    store = GrantedStore(endpoint, no_renewal, grant=s3_grant, read_only=False)
+    s3_grant = renewal.grant(grant)
+    store = GrantedStore(endpoint, renewal, grant=s3_grant, read_only=False)
     return zarr.create_array(
         store,
         shape=level.shape,
