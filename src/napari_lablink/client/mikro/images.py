@@ -11,26 +11,21 @@ twice.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import dask.array as da
+import numpy as np
 import zarr
 from zarr.types import AnyArray
 
 from napari_lablink.client.colors import wavelength_to_rgb
 from napari_lablink.client.errors import LablinkError, NotFoundError, ProtocolError
 from napari_lablink.client.mikro import queries
-from napari_lablink.client.mikro.blocks import (
-    downsampled,
-    plane_chunks,
-    pyramid_shapes,
-    write_blocks,
-)
+from napari_lablink.client.mikro.blocks import plane_chunks, pyramid_shapes, write_blocks
 from napari_lablink.client.mikro.datalayer import (
     GrantedStore,
     S3Grant,
@@ -151,25 +146,31 @@ class Images:
     ) -> str:
         """Upload every level, close the stores, then register the full image and its levels."""
         obj = f"new image {request.name!r}"
-        levels = _levels(request)
-        planned = [(level, plane_chunks(level.shape)) for level in levels]
-        blocks = _Blocks(planned, progress)
+        data = request.data
+        shapes = [data.shape, *(pyramid_shapes(data.shape) if request.pyramid else [])]
         stores: list[_Store] = []
         try:
-            for level, chunks in planned:
+            targets = []
+            for shape in shapes:
+                chunks = plane_chunks(shape)
                 grant = self.session.graphql(
                     queries.REQUEST_ZARR_UPLOAD,
-                    {"input": {"shape": list(level.shape), "chunks": list(chunks), "version": "3"}},
+                    {"input": {"shape": list(shape), "chunks": list(chunks), "version": "3"}},
                     obj=obj,
                     idempotent=False,
                 )["requestZarrUpload"]
                 stores.append(_Store(grant))
-                self._check_size(grant, level, obj)
+                self._check_size(grant, shape, data.dtype.itemsize, obj)
                 renewal = _UploadRenewal(self.session, grant["store"], endpoint, obj)
-                target = _upload_array(endpoint, grant, level, chunks, renewal)
-                write_blocks(
-                    level, target, progress=blocks.for_next(level.shape, chunks), cancel=cancel
-                )
+                targets.append(_upload_array(endpoint, grant, shape, chunks, data.dtype, renewal))
+            write_blocks(
+                data,
+                targets[0],
+                levels=targets[1:],
+                labels=request.labels,
+                progress=progress,
+                cancel=cancel,
+            )
             for store in stores:
                 self.session.graphql(
                     queries.FINISH_ZARR_UPLOAD,
@@ -188,11 +189,14 @@ class Images:
             self._register(request, store.grant["store"], obj, scale=(full_id, 2**n))
         return full_id
 
-    def _check_size(self, grant: dict[str, Any], level: da.Array, obj: str) -> None:
+    def _check_size(
+        self, grant: dict[str, Any], shape: tuple[int, ...], itemsize: int, obj: str
+    ) -> None:
         limit = grant.get("maxBytes")
-        if limit and level.nbytes > int(limit):
+        nbytes = math.prod(shape) * itemsize
+        if limit and nbytes > int(limit):
             raise UploadError(
-                f"The image is {level.nbytes / 2**20:.0f} MiB; the server accepts at most "
+                f"The image is {nbytes / 2**20:.0f} MiB; the server accepts at most "
                 f"{int(limit) / 2**20:.0f} MiB per store",
                 server=self.session.label,
                 obj=obj,
@@ -270,14 +274,6 @@ def _channels(
             )
         )
     return channels
-
-
-def _levels(request: UploadRequest) -> list[da.Array]:
-    levels = [request.data]
-    if request.pyramid:
-        for _ in pyramid_shapes(request.data.shape):
-            levels.append(downsampled(levels[-1], request.labels))
-    return levels
 
 
 @dataclass(frozen=True)
@@ -364,45 +360,21 @@ class _Store:
     finished: bool = False
 
 
-class _Blocks:
-    """Adds up block progress over several arrays into one running total."""
-
-    def __init__(
-        self, arrays: Sequence[tuple[da.Array, tuple[int, ...]]], progress: Progress | None
-    ) -> None:
-        self.total = sum(_block_count(array.shape, chunks) for array, chunks in arrays)
-        self.offset = 0
-        self._progress = progress
-
-    def for_next(self, shape: Sequence[int], chunks: Sequence[int]) -> Progress | None:
-        if self._progress is None:
-            return None
-        offset, outer = self.offset, self._progress
-        self.offset += _block_count(shape, chunks)
-        return lambda done, _total: outer(offset + done, self.total)
-
-
-def _block_count(shape: Sequence[int], chunks: Sequence[int]) -> int:
-    count = 1
-    for n, c in zip(shape, chunks, strict=True):
-        count *= -(-n // c)
-    return count
-
-
 def _upload_array(
     endpoint: str,
     grant: dict[str, Any],
-    level: da.Array,
+    shape: tuple[int, ...],
     chunks: tuple[int, ...],
+    dtype: np.dtype,
     renewal: _UploadRenewal,
 ) -> AnyArray:
     s3_grant = renewal.grant(grant)
     store = GrantedStore(endpoint, renewal, grant=s3_grant, read_only=False)
     return zarr.create_array(
         store,
-        shape=level.shape,
+        shape=shape,
         chunks=chunks,
-        dtype=level.dtype,
+        dtype=dtype,
         fill_value=0,
         dimension_names=list(DIMS),
         zarr_format=3,
