@@ -155,6 +155,8 @@ class TrackerServer(Server):
         self.api = Routes(self)
         #: Downloads channels that a compute needs together, however few threads dask has.
         self._downloads = ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="mibi-channels")
+        #: Decoded channels, shared by every open of an image and bounded in bytes.
+        self.channels = ChannelCache(self._downloads)
         try:
             self._start_session()
         except BaseException:
@@ -453,12 +455,15 @@ class TrackerServer(Server):
         else:
             name, payload = _file_payload(image_file, filename, "upload_channel")
             content_type = "image/png" if name.lower().endswith(".png") else "image/tiff"
-        return self._json(
+        target = self._id(image_id, obj)
+        answer = self._json(
             "POST",
-            f"images/{self._id(image_id, obj)}/upload_channel/",
+            f"images/{target}/upload_channel/",
             obj=f"{obj}, channel {name!r}",
             files={"attachment": (name, payload, content_type)},
         )
+        self.channels.forget(str(target))  # a later open must see the new channel's pixels
+        return answer
 
     def upload_mibitiff(self, tiff_file: FileSource, run_id: int | None = None) -> dict[str, Any]:
         """Upload a MIBItiff to a run: sign a storage URL, PUT the file there without the token,
@@ -479,12 +484,14 @@ class TrackerServer(Server):
         self.transfer(
             "PUT", signed["url"], obj=obj, content=payload, headers={"Content-Type": "image/tiff"}
         )
-        return self._json(
+        answer = self._json(
             "POST",
             "upload_mibitiff/",
             json={"location": signed["location"], "run_id": run_id},
             obj=obj,
         )
+        self.channels.forget()  # it may replace the channels of an image already read
+        return answer
 
     def create_imageset(
         self,
@@ -607,7 +614,7 @@ class TrackerServer(Server):
                 obj=obj,
             )
         masses = {c.target: c.mass for c in self.image_conjugates(image.id) if c.target}
-        cache = ChannelCache(lambda name: self._channel_plane(image, name), self._downloads)
+        cache = self.channels.image(str(image.id), lambda name: self._channel_plane(image, name))
         shape = (image.frame, image.frame)
         fov_size = image.fov_size or _float(
             image.run.model_extra.get("fov_size") if image.run else None
