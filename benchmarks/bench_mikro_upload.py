@@ -73,6 +73,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=256, help="upload size (>= 256 for the issue)")
     parser.add_argument("--memory-mib", type=int, default=1024, help="dask-backed upload size")
+    parser.add_argument(
+        "--upload-4gib",
+        action="store_true",
+        help="also stream a 4 GiB dask array (minutes; the stand-in's S3 holds it in memory)",
+    )
     args = parser.parse_args()
     z = max(1, args.mib * 2**20 // (2048 * 2048 * 2))
     data = np.random.default_rng(0).integers(0, 4096, size=(1, 1, z, 2048, 2048), dtype=np.uint16)
@@ -93,15 +98,21 @@ def main() -> None:
             )
             np.testing.assert_array_equal(server.get(uri).data.values, data[:, :, :1])
         info = json.dumps({"url": url, "token": mikro.token, "s3": mikro.s3_endpoint})
-        result = subprocess.run(
-            [sys.executable, "-c", _MEMORY, info, str(args.memory_mib)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        measured = json.loads(result.stdout.strip().splitlines()[-1])
-        bench("mikro_upload_peak_rss_dask", measured["peak"], "MiB", float(args.memory_mib))
-        print(f"# RSS before the upload (interpreter and imports): {measured['before']:.0f} MiB")
+        sizes = [("mikro_upload_peak_rss_dask", args.memory_mib)]
+        if args.upload_4gib:
+            sizes.append(("upload_4gib_peak_rss", 4096))
+        for name, mib in sizes:
+            result = subprocess.run(
+                [sys.executable, "-c", _MEMORY, info, str(mib)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            measured = json.loads(result.stdout.strip().splitlines()[-1])
+            bench(name, measured["peak"], "MiB", float(mib))
+            print(
+                f"# RSS before the upload (interpreter and imports): {measured['before']:.0f} MiB"
+            )
     finally:
         mikro.close()
 
