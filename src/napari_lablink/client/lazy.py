@@ -46,7 +46,8 @@ PlanChunks = Callable[[list[ChunkIndex]], None]
 #: wait on the network (zarr's event loop, an HTTP pool), so these threads cost little.
 _READ_AHEAD_THREADS = 16
 #: Chunks of one array read ahead of dask's own reads: bounds memory whatever the compute's size.
-_READ_AHEAD_WINDOW = 16
+#: Readers that read batches read half of it per call, so two calls overlap.
+_READ_AHEAD_WINDOW = 32
 #: Chunks read ahead but not collected by then were for a compute that failed: forget them.
 _READ_AHEAD_TTL = 120.0
 
@@ -164,18 +165,25 @@ class ReadAhead:
 
     Give :meth:`read` and :meth:`plan` to :func:`chunked_array`. Once a compute's chunks are
     planned, up to ``_READ_AHEAD_WINDOW`` of them are in flight at a time and each dask task
-    collects its own; a chunk nobody planned is read directly. It pickles as its reader alone:
-    what is in flight belongs to this process.
+    collects its own; a chunk nobody planned is read directly. ``read_many``, when given, reads
+    a batch of chunks in one call (a store that fetches a region's chunks concurrently does
+    better with one call than with many). It pickles as its readers alone: what is in flight
+    belongs to this process.
     """
 
-    def __init__(self, read: ReadChunk) -> None:
+    def __init__(
+        self,
+        read: ReadChunk,
+        read_many: Callable[[list[ChunkIndex]], list[np.ndarray]] | None = None,
+    ) -> None:
         self._read = read
+        self._read_many = read_many
         self._lock = threading.Lock()
         self._pending: dict[ChunkIndex, tuple[float, Future[np.ndarray]]] = {}
         self._planned: dict[ChunkIndex, None] = {}  # an ordered set
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (ReadAhead, (self._read,))
+        return (ReadAhead, (self._read, self._read_many))
 
     def read(self, index: ChunkIndex) -> np.ndarray:
         with self._lock:
@@ -200,8 +208,29 @@ class ReadAhead:
     def _top_up(self) -> None:
         executor = _read_ahead_executor()
         now = time.monotonic()
+        batch_size = _READ_AHEAD_WINDOW // 2 if self._read_many else 1
         while self._planned and len(self._pending) < _READ_AHEAD_WINDOW:
-            index = next(iter(self._planned))
-            del self._planned[index]
-            if index not in self._pending:
-                self._pending[index] = (now, executor.submit(self._read, index))
+            batch = []
+            while self._planned and len(batch) < batch_size:
+                index = next(iter(self._planned))
+                del self._planned[index]
+                if index not in self._pending:
+                    batch.append(index)
+            if len(batch) == 1:
+                self._pending[batch[0]] = (now, executor.submit(self._read, batch[0]))
+            elif batch:
+                futures: list[Future[np.ndarray]] = [Future() for _ in batch]
+                for index, future in zip(batch, futures, strict=True):
+                    self._pending[index] = (now, future)
+                executor.submit(self._batch, batch, futures)
+
+    def _batch(self, batch: list[ChunkIndex], futures: list[Future[np.ndarray]]) -> None:
+        assert self._read_many is not None
+        try:
+            chunks = self._read_many(batch)
+        except BaseException as exc:
+            for future in futures:
+                future.set_exception(exc)
+            return
+        for future, chunk in zip(futures, chunks, strict=True):
+            future.set_result(chunk)

@@ -13,6 +13,7 @@ the chunk reads of a worker share one connection pool and one renewal.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import threading
 import time
@@ -325,11 +326,33 @@ class _ZarrChunks:
         self.array = array
 
     def __call__(self, index: ChunkIndex) -> np.ndarray:
-        region = tuple(
-            slice(i * c, min((i + 1) * c, n))
-            for i, c, n in zip(index, self.array.chunks, self.array.shape, strict=True)
+        return np.asarray(self.array[self._region(index, index)])
+
+    def many(self, indices: list[ChunkIndex]) -> list[np.ndarray]:
+        """Several chunks: the box around them in one zarr call (which fetches its chunks
+        concurrently) when they fill it, else one call each."""
+        low = tuple(min(axis) for axis in zip(*indices, strict=True))
+        high = tuple(max(axis) for axis in zip(*indices, strict=True))
+        if math.prod(h - lo + 1 for lo, h in zip(low, high, strict=True)) != len(set(indices)):
+            return [self(index) for index in indices]
+        box = np.asarray(self.array[self._region(low, high)])
+        chunks = self.array.chunks
+        return [
+            box[
+                tuple(
+                    slice((i - lo) * c, (i - lo + 1) * c)
+                    for i, lo, c in zip(index, low, chunks, strict=True)
+                )
+            ]
+            for index in indices
+        ]
+
+    def _region(self, low: ChunkIndex, high: ChunkIndex) -> tuple[slice, ...]:
+        """The pixels of chunks ``low`` to ``high`` (inclusive) along every axis."""
+        return tuple(
+            slice(lo * c, min((h + 1) * c, n))
+            for lo, h, c, n in zip(low, high, self.array.chunks, self.array.shape, strict=True)
         )
-        return np.asarray(self.array[region])
 
     def __repr__(self) -> str:
         return f"_ZarrChunks({self.array.store!r})"
@@ -342,7 +365,8 @@ def lazy_array(array: AnyArray, name: str) -> da.Array:
     the chunks of one compute are fetched together (see
     :class:`~napari_lablink.client.lazy.ReadAhead`).
     """
-    ahead = ReadAhead(_ZarrChunks(array))
+    chunks = _ZarrChunks(array)
+    ahead = ReadAhead(chunks, chunks.many)
     return chunked_array(
         f"{name}-{uuid.uuid4().hex[:12]}",
         [_sizes(n, c) for n, c in zip(array.shape, array.chunks, strict=True)],
