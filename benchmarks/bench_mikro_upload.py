@@ -39,14 +39,14 @@ def peak_mib():
     status = open("/proc/self/status").read()
     return int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) / 1024
 
-info = json.loads(sys.argv[1])
-mib = int(sys.argv[2])
+info = json.loads(sys.stdin.read())  # not argv: a failure would print the token
+mib, kind = int(sys.argv[1]), sys.argv[2]
 z = mib * 2**20 // (2048 * 2048 * 2)
 data = da.random.default_rng(1).integers(0, 4096, size=(1, 1, z, 2048, 2048), dtype="uint16",
                                          chunks=(1, 1, 1, 1024, 1024))
 before = peak_mib()
-with napari_lablink.connect(info["url"], token=info["token"], s3=info["s3"]) as server:
-    uri = server.upload(data, name="memory", kind="image", dims="ctzyx")
+with napari_lablink.connect(info[kind], token=info["token"], s3=info["s3"]) as server:
+    uri = server.upload(data, name="memory", kind=kind, dims="ctzyx")
 print(json.dumps({"peak": peak_mib(),
                   "before": before, "uri": uri}))
 """
@@ -73,6 +73,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=256, help="upload size (>= 256 for the issue)")
     parser.add_argument("--memory-mib", type=int, default=1024, help="dask-backed upload size")
+    parser.add_argument(
+        "--upload-4gib",
+        action="store_true",
+        help="also stream a 4 GiB dask array (minutes; the stand-in's S3 holds it in memory)",
+    )
     args = parser.parse_args()
     z = max(1, args.mib * 2**20 // (2048 * 2048 * 2))
     data = np.random.default_rng(0).integers(0, 4096, size=(1, 1, z, 2048, 2048), dtype=np.uint16)
@@ -92,16 +97,32 @@ def main() -> None:
                 f"plain zarr {mib / baseline:.1f} MiB/s"
             )
             np.testing.assert_array_equal(server.get(uri).data.values, data[:, :, :1])
-        info = json.dumps({"url": url, "token": mikro.token, "s3": mikro.s3_endpoint})
-        result = subprocess.run(
-            [sys.executable, "-c", _MEMORY, info, str(args.memory_mib)],
-            capture_output=True,
-            text=True,
-            check=True,
+        info = json.dumps(
+            {
+                "image": url,
+                "representation": f"mikro+http://{mikro.uri_authority}",
+                "token": mikro.token,
+                "s3": mikro.s3_endpoint,
+            }
         )
-        measured = json.loads(result.stdout.strip().splitlines()[-1])
-        bench("mikro_upload_peak_rss_dask", measured["peak"], "MiB", float(args.memory_mib))
-        print(f"# RSS before the upload (interpreter and imports): {measured['before']:.0f} MiB")
+        sizes = [("mikro_upload_peak_rss_dask", args.memory_mib, "image")]
+        if args.upload_4gib:
+            # A generation-2 store holds at most maxBytes, a GraphQL Int (< 2 GiB): 4 GiB go to
+            # generation 1, which streams through the same block writer.
+            sizes.append(("upload_4gib_peak_rss", 4096, "representation"))
+        for name, mib, kind in sizes:
+            result = subprocess.run(
+                [sys.executable, "-c", _MEMORY, str(mib), kind],
+                input=info,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            measured = json.loads(result.stdout.strip().splitlines()[-1])
+            bench(name, measured["peak"], "MiB", float(mib))
+            print(
+                f"# RSS before the upload (interpreter and imports): {measured['before']:.0f} MiB"
+            )
     finally:
         mikro.close()
 

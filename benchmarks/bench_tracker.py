@@ -102,6 +102,7 @@ def measure(channels: int, size: int, latency: float, repeat: int) -> tuple[floa
             expected = reference_loop(session, info["id"])  # also encodes every PNG once
 
             def plugin() -> np.ndarray:
+                server.channels.forget()  # a cold read every time, like the reference's
                 return server.get(f"images/{info['id']}").levels[0].compute()
 
             np.testing.assert_array_equal(plugin(), expected)
@@ -112,18 +113,61 @@ def measure(channels: int, size: int, latency: float, repeat: int) -> tuple[floa
     return value, baseline
 
 
+#: Opens one image four times in a fresh process, reads every channel of each open and prints
+#: how much the process's resident memory grew (VmRSS, after dropping the arrays) in MiB.
+_CACHE_CLIENT = """
+import gc, json, re, sys
+import napari_lablink
+
+def rss_mib():
+    return int(re.search(r"VmRSS:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) / 1024
+
+info = json.loads(sys.argv[1])
+with napari_lablink.connect(f"mibi+http://127.0.0.1:{info['port']}", email=info["email"],
+                            password=info["password"]) as server:
+    server.get(f"images/{info['id']}")  # warm: imports, session
+    before = rss_mib()
+    opens = [server.get(f"images/{info['id']}") for _ in range(4)]
+    for image in opens:
+        image.levels[0].compute()
+    del opens, image
+    gc.collect()
+    print(json.dumps({"grown": rss_mib() - before, "kept": server.channels.nbytes / 2**20}))
+"""
+
+
+def cache_memory(channels: int, size: int) -> tuple[float, float]:
+    """(RSS growth, one FOV) in MiB after four opens of one image each read in full."""
+    remote = RemoteTracker(channels, size, 0.0)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", _CACHE_CLIENT, json.dumps(remote.info)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        remote.close()
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"# channel cache holds {measured['kept']:.0f} MiB")
+    return measured["grown"], channels * size * size * 2 / 2**20
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--channels", type=int, default=40)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per request")
+    parser.add_argument("--cache-size", type=int, default=2048, help="side of the cache's FOV")
     args = parser.parse_args()
     # ratio = plugin / baseline as _bench.bench prints it: below 0.25 means >= 4x faster.
     for name, latency in (("", 0.0), (f"_{args.latency * 1e3:g}ms_latency", args.latency)):
         value, baseline = measure(args.channels, args.size, latency, args.repeat)
         bench(f"tracker_open_all_channels{name}", value * 1e3, "ms", baseline * 1e3)
         print(f"# speed-up {baseline / value:.2f}x ({args.channels} channels of {args.size}^2)")
+    grown, fov = cache_memory(args.channels, args.cache_size)
+    bench("tracker_cache_rss_after_4_opens", grown, "MiB", fov)
 
 
 if __name__ == "__main__":

@@ -90,3 +90,29 @@ def test_a_failed_read_ahead_fails_its_compute_and_the_next_compute_reads_again(
     with pytest.raises(OSError, match="dropped"):
         lazy[0].compute(scheduler="synchronous")
     np.testing.assert_array_equal(lazy[0].compute(scheduler="synchronous"), DATA[0])
+
+
+def test_a_batch_reader_gets_a_computes_chunks_in_few_calls() -> None:
+    batches: list[list[ChunkIndex]] = []
+
+    def read_many(indices: list[ChunkIndex]) -> list[np.ndarray]:
+        batches.append(list(indices))
+        return [DATA[region(index)] for index in indices]
+
+    def read(index: ChunkIndex) -> np.ndarray:
+        raise AssertionError("every chunk of this compute was planned")
+
+    ahead = ReadAhead(read, read_many)
+    lazy = chunked_array("lazy-batch", CHUNKS, DATA.dtype, ahead.read, plan=ahead.plan)
+    np.testing.assert_array_equal(lazy.compute(scheduler="synchronous"), DATA)
+    assert batches == [sorted(index for batch in batches for index in batch)]  # one call of 8
+
+
+def test_a_failed_batch_fails_its_compute() -> None:
+    def read_many(indices: list[ChunkIndex]) -> list[np.ndarray]:
+        raise OSError("the server dropped the connection")
+
+    ahead = ReadAhead(lambda index: DATA[region(index)], read_many)
+    lazy = chunked_array("lazy-batch-fail", CHUNKS, DATA.dtype, ahead.read, plan=ahead.plan)
+    with pytest.raises(OSError, match="dropped"):
+        lazy.compute(scheduler="synchronous")

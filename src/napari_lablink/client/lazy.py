@@ -1,23 +1,34 @@
 """Lazy dask arrays over remote pixels, one task per chunk, with the chunks of a compute planned.
 
 Every protocol serves pixels in pieces (zarr chunks on S3, tracker channel PNGs, PIMS windows);
-:func:`chunked_array` turns "read chunk ``index``" into a dask array. dask computes with as many
-threads as there are cores, so a plane of sixteen remote chunks would take eight round trips. But
-before it computes, dask culls the graph to the chunks it needs, and that is the moment a reader
-can learn what is coming: the graph layer here hands those chunk indices to ``plan``, and
-:class:`ReadAhead` (or a protocol's own cache) starts fetching them together.
+:func:`chunked_array` turns "read chunk ``index``" into a dask array. Opening an image must cost
+nothing whatever its size, so the graph layer here holds only the chunk grid and makes a task
+when one is asked for: a 1 TiB image of half a million chunks opens as fast as a small one, and a
+plane read materialises the tasks of that plane only.
+
+dask computes with as many threads as there are cores, so a plane of sixteen remote chunks would
+take eight round trips. But before it computes, dask culls the graph to the chunks it needs, and
+that is the moment a reader can learn what is coming: the layer hands those chunk indices to
+``plan``, and :class:`ReadAhead` (or a protocol's own cache) starts fetching them together.
+
+The arrays pickle, so they compute on a ``dask.distributed`` cluster too. A layer that arrives
+in another process (a scheduler) comes without its ``plan``: the chunks will be read by the
+workers, and read-ahead there would only fetch chunks for a process that never collects them.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import product
+from typing import Any
 
 import dask.array as da
 import numpy as np
+from dask._task_spec import Task
 from dask.highlevelgraph import HighLevelGraph, Layer, MaterializedLayer
 from dask.typing import Key
 from numpy.typing import DTypeLike
@@ -35,7 +46,8 @@ PlanChunks = Callable[[list[ChunkIndex]], None]
 #: wait on the network (zarr's event loop, an HTTP pool), so these threads cost little.
 _READ_AHEAD_THREADS = 16
 #: Chunks of one array read ahead of dask's own reads: bounds memory whatever the compute's size.
-_READ_AHEAD_WINDOW = 16
+#: Readers that read batches read half of it per call, so two calls overlap.
+_READ_AHEAD_WINDOW = 32
 #: Chunks read ahead but not collected by then were for a compute that failed: forget them.
 _READ_AHEAD_TTL = 120.0
 
@@ -51,21 +63,79 @@ def _read_ahead_executor() -> ThreadPoolExecutor:
         return _executor
 
 
-class _PlannedLayer(MaterializedLayer):
-    """The graph layer of one chunked array: tells ``plan`` which chunks a compute needs."""
+class _ChunkLayer(Layer):
+    """The graph layer of one chunked array: the chunk grid, with tasks made on demand.
 
-    def __init__(self, indices: dict[Key, ChunkIndex], read: ReadChunk, plan: PlanChunks) -> None:
-        super().__init__({key: (read, index) for key, index in indices.items()})
-        self._indices = indices
-        self._plan = plan
+    Culling (which every compute does first) materialises only the tasks asked for and tells
+    ``plan`` their chunk indices.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        numblocks: tuple[int, ...],
+        read: ReadChunk,
+        plan: PlanChunks | None,
+        annotations: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(annotations=annotations)
+        self.name = name
+        self.numblocks = numblocks
+        self.read = read
+        self.plan = plan
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Unpickled elsewhere, the layer's chunks are read by other processes: no plan.
+        return (_ChunkLayer, (self.name, self.numblocks, self.read, None, self.annotations))
+
+    @property
+    def has_legacy_tasks(self) -> bool:  # dask caches it per layer
+        return False  # and computing it would make every task
+
+    def _index(self, key: object) -> ChunkIndex | None:
+        if not (isinstance(key, tuple) and len(key) == len(self.numblocks) + 1):
+            return None
+        if key[0] != self.name:
+            return None
+        index = key[1:]
+        for i, n in zip(index, self.numblocks, strict=True):
+            if not isinstance(i, int) or not 0 <= i < n:
+                return None
+        return index
+
+    def __getitem__(self, key: Key) -> Task:
+        index = self._index(key)
+        if index is None:
+            raise KeyError(key)
+        return Task(key, self.read, index)
+
+    def __contains__(self, key: object) -> bool:
+        return self._index(key) is not None
+
+    def __iter__(self) -> Iterator[Key]:
+        for index in product(*(range(n) for n in self.numblocks)):
+            yield (self.name, *index)
+
+    def __len__(self) -> int:
+        return math.prod(self.numblocks)
+
+    def is_materialized(self) -> bool:
+        return False
+
+    def get_output_keys(self) -> Collection[Key]:  # type: ignore[override]
+        return self.keys()  # a view: membership and size without making the keys
+
+    def get_dependencies(self, key: Key, all_hlg_keys: Collection[Key]) -> set[Key]:
+        return set()
 
     def cull(
         self, keys: set[Key], all_hlg_keys: Collection[Key]
     ) -> tuple[Layer, Mapping[Key, set[Key]]]:
-        needed = [self._indices[key] for key in keys if key in self._indices]
-        if len(needed) > 1:  # one chunk gains nothing from planning
-            self._plan(needed)
-        return super().cull(keys, all_hlg_keys)
+        needed = {key: index for key in keys if (index := self._index(key)) is not None}
+        if self.plan is not None and len(needed) > 1:  # one chunk gains nothing from planning
+            self.plan(list(needed.values()))
+        tasks = {key: Task(key, self.read, index) for key, index in needed.items()}
+        return MaterializedLayer(tasks, annotations=self.annotations), {k: set() for k in tasks}
 
 
 def chunked_array(
@@ -80,16 +150,11 @@ def chunked_array(
 
     ``chunks`` are dask's explicit chunk sizes per axis; ``name`` is the graph key and must be
     unique to this ``read``. ``plan``, when given, hears the chunk indices of each compute that
-    needs more than one chunk, before any of them is read.
+    needs more than one chunk, before any of them is read. For the array to compute on a
+    ``dask.distributed`` cluster, ``read`` must pickle.
     """
     sizes = tuple(tuple(int(n) for n in axis) for axis in chunks)
-    grid = product(*(range(len(axis)) for axis in sizes))
-    indices: dict[Key, ChunkIndex] = {(name, *index): index for index in grid}
-    layer = (
-        MaterializedLayer({key: (read, index) for key, index in indices.items()})
-        if plan is None
-        else _PlannedLayer(indices, read, plan)
-    )
+    layer = _ChunkLayer(name, tuple(len(axis) for axis in sizes), read, plan)
     graph = HighLevelGraph({name: layer}, {name: set()})
     array: da.Array = da.Array(graph, name, chunks=sizes, dtype=dtype)
     return array
@@ -100,14 +165,25 @@ class ReadAhead:
 
     Give :meth:`read` and :meth:`plan` to :func:`chunked_array`. Once a compute's chunks are
     planned, up to ``_READ_AHEAD_WINDOW`` of them are in flight at a time and each dask task
-    collects its own; a chunk nobody planned is read directly.
+    collects its own; a chunk nobody planned is read directly. ``read_many``, when given, reads
+    a batch of chunks in one call (a store that fetches a region's chunks concurrently does
+    better with one call than with many). It pickles as its readers alone: what is in flight
+    belongs to this process.
     """
 
-    def __init__(self, read: ReadChunk) -> None:
+    def __init__(
+        self,
+        read: ReadChunk,
+        read_many: Callable[[list[ChunkIndex]], list[np.ndarray]] | None = None,
+    ) -> None:
         self._read = read
+        self._read_many = read_many
         self._lock = threading.Lock()
         self._pending: dict[ChunkIndex, tuple[float, Future[np.ndarray]]] = {}
         self._planned: dict[ChunkIndex, None] = {}  # an ordered set
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ReadAhead, (self._read, self._read_many))
 
     def read(self, index: ChunkIndex) -> np.ndarray:
         with self._lock:
@@ -132,8 +208,29 @@ class ReadAhead:
     def _top_up(self) -> None:
         executor = _read_ahead_executor()
         now = time.monotonic()
+        batch_size = _READ_AHEAD_WINDOW // 2 if self._read_many else 1
         while self._planned and len(self._pending) < _READ_AHEAD_WINDOW:
-            index = next(iter(self._planned))
-            del self._planned[index]
-            if index not in self._pending:
-                self._pending[index] = (now, executor.submit(self._read, index))
+            batch: list[ChunkIndex] = []
+            while self._planned and len(batch) < batch_size:
+                index = next(iter(self._planned))
+                del self._planned[index]
+                if index not in self._pending:
+                    batch.append(index)
+            if len(batch) == 1:
+                self._pending[batch[0]] = (now, executor.submit(self._read, batch[0]))
+            elif batch:
+                futures: list[Future[np.ndarray]] = [Future() for _ in batch]
+                for index, future in zip(batch, futures, strict=True):
+                    self._pending[index] = (now, future)
+                executor.submit(self._batch, batch, futures)
+
+    def _batch(self, batch: list[ChunkIndex], futures: list[Future[np.ndarray]]) -> None:
+        assert self._read_many is not None
+        try:
+            chunks = self._read_many(batch)
+        except BaseException as exc:
+            for future in futures:
+                future.set_exception(exc)
+            return
+        for future, chunk in zip(futures, chunks, strict=True):
+            future.set_result(chunk)

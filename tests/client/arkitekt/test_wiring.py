@@ -4,6 +4,7 @@ login: the granted configuration names GraphQL and S3, lok's tokens authenticate
 from __future__ import annotations
 
 import logging
+import pickle
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,8 @@ from napari_lablink.client.arkitekt import (
     deployments,
 )
 from napari_lablink.client.connection import shared_connection
+from napari_lablink.client.mikro.images import Images
+from napari_lablink.client.mikro.server import MikroServer
 from napari_lablink.testing import MikroStandIn
 from napari_lablink.testing.arkitekt import ArkitektStandIn
 
@@ -206,3 +209,23 @@ def test_no_secret_reaches_logs_messages_or_metadata(
     texts += [caplog.text, captured.out, captured.err]
     for secret in (access, client.client_secret, client.client_token):
         assert all(secret not in text for text in texts)
+
+
+def test_a_worker_reopens_a_deployments_connection_with_the_access_token(
+    deployment: ArkitektStandIn,
+    mikro: MikroStandIn,
+    seeded: dict[str, str],
+    approving: list[ApprovalPrompt],
+) -> None:
+    uri = f"mikro+{deployment.url}/image/{seeded['cells_gen2']}"
+    open_image(uri)
+    server = shared_connection(uri)
+    assert isinstance(server, MikroServer)
+    # What a dask.distributed worker gets: no login, the granted GraphQL and an access token.
+    worker = pickle.loads(pickle.dumps(server.session))
+    assert worker is not server.session
+    assert worker.transport.base_url == server.transport.base_url
+    assert server._granted_s3 is not None
+    image = Images(worker).open(seeded["cells_gen2"], server._granted_s3, uri)
+    expected = mikro.read_image(seeded["cells_gen2"])
+    assert np.array_equal(np.asarray(image.levels[0][:, :, 3]), expected[:, :, 3])

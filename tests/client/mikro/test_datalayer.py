@@ -75,4 +75,4 @@ def test_a_big_compute_keeps_a_bounded_window_in_flight() -> None:
     array, store = make(data, (1, 16, 16))  # 256 chunks
     np.testing.assert_array_equal(lazy_array(array, "t").compute(scheduler="synchronous"), data)
     assert len(store.keys) == 256 and len(set(store.keys)) == 256  # each chunk read once
-    assert 4 < store.most <= 17
+    assert 4 < store.most <= 33  # the read-ahead window (32 chunks) and dask's own read

@@ -4,17 +4,24 @@ Servers hand out short-lived S3 credentials (STS session credentials) for their 
 :class:`GrantedStore` reads and writes through obstore (Rust, concurrent) and, when S3 refuses a
 grant (expired or revoked), asks the server for a new one and retries once, so a layer opened an
 hour ago keeps working.
+
+Stores and lazy arrays pickle, for ``dask.distributed``: a store travels with its current grant
+and its grant source (which must pickle too), and each process keeps one store per original, so
+the chunk reads of a worker share one connection pool and one renewal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import threading
 import time
 import uuid
+import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -45,7 +52,8 @@ T = TypeVar("T")
 
 #: The most one S3 request (a chunk) may take.
 S3_REQUEST_SECONDS = 20.0
-#: Ask for a new grant this many seconds before the old one expires.
+#: Ask for a new grant this many seconds before the old one expires (or a quarter of its
+#: lifetime before, for grants shorter than that).
 _EXPIRY_MARGIN = 30.0
 #: S3 error codes that mean "these credentials are no good" (S3 sends ExpiredToken with a 400).
 _S3_AUTH_CODES = frozenset(
@@ -67,6 +75,7 @@ class S3Grant:
     key: str
     #: Wall-clock expiry (``time.time()``), or None when the server does not say.
     expires_at: float | None = None
+    issued_at: float = field(default_factory=time.time)
 
     def __repr__(self) -> str:
         return f"S3Grant(bucket={self.bucket!r}, key={self.key!r}, expires_at={self.expires_at})"
@@ -77,7 +86,10 @@ class S3Grant:
 
     @property
     def expiring(self) -> bool:
-        return self.expires_at is not None and time.time() > self.expires_at - _EXPIRY_MARGIN
+        if self.expires_at is None:
+            return False
+        margin = min(_EXPIRY_MARGIN, (self.expires_at - self.issued_at) / 4)
+        return time.time() > self.expires_at - margin
 
 
 def granted(
@@ -185,8 +197,27 @@ class GrantedStore(WrapperStore[ObjectStore[S3Store]]):
         self._region = region
         self._refresh_lock = threading.Lock()
         self._generation = 0
+        #: Names this store across processes, so every copy in one process is one store.
+        self.identity = uuid.uuid4().hex
         self.grant = grant or grant_source()
         super().__init__(self._object_store(self.grant))
+        _stores[self.identity] = self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _restore_store,
+            (
+                self.identity,
+                self.endpoint,
+                self._grant_source,
+                self._read_only,
+                self._region,
+                self.grant,
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"GrantedStore({self.label!r})"
 
     @property
     def label(self) -> str:
@@ -299,6 +330,79 @@ class GrantedStore(WrapperStore[ObjectStore[S3Store]]):
         await self._call(lambda store: store.delete(key), key)
 
 
+#: Every store of this process by identity: the originals, and copies unpickled here.
+_stores: weakref.WeakValueDictionary[str, GrantedStore] = weakref.WeakValueDictionary()
+#: Copies unpickled here stay alive this long (most recent first), or a worker would open a new
+#: connection pool for every task.
+_kept: OrderedDict[str, GrantedStore] = OrderedDict()
+_KEEP = 32
+_stores_lock = threading.Lock()
+
+
+def _restore_store(
+    identity: str,
+    endpoint: str,
+    grant_source: Callable[[], S3Grant],
+    read_only: bool,
+    region: str,
+    grant: S3Grant,
+) -> GrantedStore:
+    """The store ``identity`` in this process: the one already here, or a copy of it."""
+    with _stores_lock:
+        store = _stores.get(identity)
+        if store is None:
+            store = GrantedStore(
+                endpoint, grant_source, read_only=read_only, region=region, grant=grant
+            )
+            del _stores[store.identity]
+            store.identity = identity
+            _stores[identity] = store
+        _kept[identity] = store
+        _kept.move_to_end(identity)
+        while len(_kept) > _KEEP:
+            _kept.popitem(last=False)
+        return store
+
+
+class _ZarrChunks:
+    """Reads the zarr chunk at a grid index; pickles with its array (and so its store)."""
+
+    def __init__(self, array: AnyArray) -> None:
+        self.array = array
+
+    def __call__(self, index: ChunkIndex) -> np.ndarray:
+        return np.asarray(self.array[self._region(index, index)])
+
+    def many(self, indices: list[ChunkIndex]) -> list[np.ndarray]:
+        """Several chunks: the box around them in one zarr call (which fetches its chunks
+        concurrently) when they fill it, else one call each."""
+        low = tuple(min(axis) for axis in zip(*indices, strict=True))
+        high = tuple(max(axis) for axis in zip(*indices, strict=True))
+        if math.prod(h - lo + 1 for lo, h in zip(low, high, strict=True)) != len(set(indices)):
+            return [self(index) for index in indices]
+        box = np.asarray(self.array[self._region(low, high)])
+        chunks = self.array.chunks
+        return [
+            box[
+                tuple(
+                    slice((i - lo) * c, (i - lo + 1) * c)
+                    for i, lo, c in zip(index, low, chunks, strict=True)
+                )
+            ]
+            for index in indices
+        ]
+
+    def _region(self, low: ChunkIndex, high: ChunkIndex) -> tuple[slice, ...]:
+        """The pixels of chunks ``low`` to ``high`` (inclusive) along every axis."""
+        return tuple(
+            slice(lo * c, min((h + 1) * c, n))
+            for lo, h, c, n in zip(low, high, self.array.chunks, self.array.shape, strict=True)
+        )
+
+    def __repr__(self) -> str:
+        return f"_ZarrChunks({self.array.store!r})"
+
+
 def lazy_array(array: AnyArray, name: str) -> da.Array:
     """A dask array over a zarr array with one dask chunk per zarr chunk.
 
@@ -306,18 +410,11 @@ def lazy_array(array: AnyArray, name: str) -> da.Array:
     the chunks of one compute are fetched together (see
     :class:`~napari_lablink.client.lazy.ReadAhead`).
     """
-    chunks = array.chunks
-
-    def region(index: ChunkIndex) -> tuple[slice, ...]:
-        return tuple(
-            slice(i * c, min((i + 1) * c, n))
-            for i, c, n in zip(index, chunks, array.shape, strict=True)
-        )
-
-    ahead = ReadAhead(lambda index: np.asarray(array[region(index)]))
+    chunks = _ZarrChunks(array)
+    ahead = ReadAhead(chunks, chunks.many)
     return chunked_array(
         f"{name}-{uuid.uuid4().hex[:12]}",
-        [_sizes(n, c) for n, c in zip(array.shape, chunks, strict=True)],
+        [_sizes(n, c) for n, c in zip(array.shape, array.chunks, strict=True)],
         array.dtype,
         ahead.read,
         plan=ahead.plan,

@@ -11,14 +11,15 @@ again (:mod:`.reconcile`), and a failed upload deletes what it registered.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
+import numpy as np
 import zarr
 from zarr.errors import NodeNotFoundError
 from zarr.types import AnyArray
@@ -33,12 +34,7 @@ from napari_lablink.client.errors import (
     mark_upload_failure,
 )
 from napari_lablink.client.mikro import queries, reconcile
-from napari_lablink.client.mikro.blocks import (
-    downsampled,
-    plane_chunks,
-    pyramid_shapes,
-    write_blocks,
-)
+from napari_lablink.client.mikro.blocks import plane_chunks, pyramid_shapes, write_blocks
 from napari_lablink.client.mikro.datalayer import (
     GrantedStore,
     S3Grant,
@@ -158,26 +154,11 @@ class Images:
         )
 
     def _open_store(self, endpoint: str, store_id: str, obj: str) -> AnyArray:
-        label = self.session.label
-
-        def grant() -> S3Grant:
-            access = self.session.graphql(
-                queries.REQUEST_ZARR_ACCESS, {"input": {"storeId": store_id}}, obj=obj
-            )["requestZarrAccess"]
-            bucket, key = access.get("bucket"), access.get("key")
-            if not bucket or not key:
-                raise ProtocolError(
-                    "The zarr access grant names no bucket or key", server=label, obj=obj
-                )
-            expires_in = access.get("expiresIn")
-            expires = time.time() + float(expires_in) if expires_in else None
-            return granted(access, bucket, key, expires_at=expires, server=label, obj=obj)
-
-        store = GrantedStore(endpoint, grant)
+        store = GrantedStore(endpoint, _AccessGrant(self.session, store_id, obj))
         try:
             return zarr.open_array(store, mode="r", zarr_format=3)
         except NodeNotFoundError:
-            raise missing_data(store, label, obj) from None
+            raise missing_data(store, self.session.label, obj) from None
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -198,35 +179,39 @@ class Images:
         """
         obj = f"new image {request.name!r}"
         key = reconcile.new_key()
-        levels = _levels(request)
-        _refuse_empty(levels[0], self.session.label, obj)
-        planned = [(level, plane_chunks(level.shape)) for level in levels]
-        blocks = _Blocks(planned, progress)
+        data = request.data
+        _refuse_empty(data, self.session.label, obj)
+        shapes = [tuple(data.shape), *(pyramid_shapes(data.shape) if request.pyramid else [])]
         stores: list[_Store] = []
         registered: list[str] = []
         try:
             with malformed_answers(self.session.label, obj):
-                for level, chunks in planned:
+                targets = []
+                for shape in shapes:
+                    chunks = plane_chunks(shape)
                     grant = self.session.graphql(
                         queries.REQUEST_ZARR_UPLOAD,
-                        {
-                            "input": {
-                                "shape": list(level.shape),
-                                "chunks": list(chunks),
-                                "version": "3",
-                            }
-                        },
+                        {"input": {"shape": list(shape), "chunks": list(chunks), "version": "3"}},
                         obj=obj,
                         # A lost answer leaves an empty store nobody knows of; asking again is
                         # harmless.
                         idempotent=True,
                     )["requestZarrUpload"]
                     stores.append(_Store(grant))
-                    self._check_size(grant, level, obj)
-                    target = _upload_array(endpoint, grant, level, chunks, obj)
-                    write_blocks(
-                        level, target, progress=blocks.for_next(level.shape, chunks), cancel=cancel
+                    self._check_size(grant, shape, data.dtype.itemsize, obj)
+                    renewal = _UploadRenewal(self.session, grant["store"], endpoint, obj)
+                    targets.append(
+                        _upload_array(endpoint, grant, shape, chunks, data.dtype, renewal)
                     )
+                # Each source block is computed once; the pyramid levels are derived from it.
+                write_blocks(
+                    data,
+                    targets[0],
+                    levels=targets[1:],
+                    labels=request.labels,
+                    progress=progress,
+                    cancel=cancel,
+                )
                 for store in stores:
                     self.session.graphql(
                         queries.FINISH_ZARR_UPLOAD,
@@ -302,11 +287,14 @@ class Images:
         # without its levels.
         return reconcile.delete_images(self.session, list(reversed(ids)), obj)
 
-    def _check_size(self, grant: dict[str, Any], level: da.Array, obj: str) -> None:
+    def _check_size(
+        self, grant: dict[str, Any], shape: tuple[int, ...], itemsize: int, obj: str
+    ) -> None:
         limit = grant.get("maxBytes")
-        if limit and level.nbytes > int(limit):
+        nbytes = math.prod(shape) * itemsize
+        if limit and nbytes > int(limit):
             raise UploadError(
-                f"The image is {level.nbytes / 2**20:.0f} MiB; the server accepts at most "
+                f"The image is {nbytes / 2**20:.0f} MiB; the server accepts at most "
                 f"{int(limit) / 2**20:.0f} MiB per store",
                 server=self.session.label,
                 obj=obj,
@@ -371,12 +359,80 @@ def _channels(
     return channels
 
 
-def _levels(request: UploadRequest) -> list[da.Array]:
-    levels = [request.data]
-    if request.pyramid:
-        for _ in pyramid_shapes(request.data.shape):
-            levels.append(downsampled(levels[-1], request.labels))
-    return levels
+@dataclass(frozen=True)
+class _AccessGrant:
+    """Asks for a read grant of one store: a grant source that pickles, for dask's workers."""
+
+    session: MikroSession
+    store_id: str
+    obj: str
+
+    def __call__(self) -> S3Grant:
+        label = self.session.label
+        access = self.session.graphql(
+            queries.REQUEST_ZARR_ACCESS, {"input": {"storeId": self.store_id}}, obj=self.obj
+        )["requestZarrAccess"]
+        bucket, key = access.get("bucket"), access.get("key")
+        if not bucket or not key:
+            raise ProtocolError(
+                "The zarr access grant names no bucket or key", server=label, obj=self.obj
+            )
+        return granted(access, bucket, key, expires_at=_expiry(access), server=label, obj=self.obj)
+
+
+@dataclass(frozen=True)
+class _UploadRenewal:
+    """Renews the upload grant of one store while its upload runs (``refreshZarrUpload``).
+
+    A new ``requestZarrUpload`` would be a new store; this keeps writing into the same one. A
+    server without the mutation cannot renew: the upload then fails cleanly instead of writing
+    half an image into a second store.
+    """
+
+    session: MikroSession
+    store_id: str
+    endpoint: str
+    obj: str
+
+    def __call__(self) -> S3Grant:
+        try:
+            answer = self.session.graphql(
+                queries.REFRESH_ZARR_UPLOAD,
+                {"input": {"storeId": self.store_id}},
+                obj=self.obj,
+                idempotent=False,
+            )["refreshZarrUpload"]
+        except ProtocolError:
+            raise UploadError(
+                "S3 refused the upload grant (it may have expired) and the server cannot renew it",
+                server=self.endpoint,
+                obj=self.obj,
+                hint="Nothing was registered; upload a smaller image or ask for longer grants",
+            ) from None
+        return self.grant(answer)
+
+    def grant(self, answer: dict[str, Any] | None) -> S3Grant:
+        """The S3 grant in an upload grant of this store."""
+        if not answer or answer.get("store", self.store_id) != self.store_id:
+            raise ProtocolError(
+                "The renewed upload grant is for another store",
+                server=self.session.label,
+                obj=self.obj,
+            )
+        return granted(
+            answer,
+            answer["bucket"],
+            answer["key"],
+            expires_at=_expiry(answer),
+            server=self.session.label,
+            obj=self.obj,
+        )
+
+
+def _expiry(grant: dict[str, Any]) -> float | None:
+    """When a grant with ``expiresIn`` (seconds) expires, as ``time.time()``."""
+    expires_in = grant.get("expiresIn")
+    return time.time() + float(expires_in) if expires_in else None
 
 
 @dataclass
@@ -389,58 +445,21 @@ class _Store:
     registered: bool = False
 
 
-class _Blocks:
-    """Adds up block progress over several arrays into one running total."""
-
-    def __init__(
-        self, arrays: Sequence[tuple[da.Array, tuple[int, ...]]], progress: Progress | None
-    ) -> None:
-        self.total = sum(_block_count(array.shape, chunks) for array, chunks in arrays)
-        self.offset = 0
-        self._progress = progress
-
-    def for_next(self, shape: Sequence[int], chunks: Sequence[int]) -> Progress | None:
-        if self._progress is None:
-            return None
-        offset, outer = self.offset, self._progress
-        self.offset += _block_count(shape, chunks)
-        return lambda done, _total: outer(offset + done, self.total)
-
-
-def _block_count(shape: Sequence[int], chunks: Sequence[int]) -> int:
-    count = 1
-    for n, c in zip(shape, chunks, strict=True):
-        count *= -(-n // c)
-    return count
-
-
 def _upload_array(
-    endpoint: str, grant: dict[str, Any], level: da.Array, chunks: tuple[int, ...], obj: str
+    endpoint: str,
+    grant: dict[str, Any],
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    dtype: np.dtype,
+    renewal: _UploadRenewal,
 ) -> AnyArray:
-    s3_grant = S3Grant(
-        grant["accessKey"],
-        grant["secretKey"],
-        grant.get("sessionToken"),
-        grant["bucket"],
-        grant["key"],
-    )
-
-    def no_renewal() -> S3Grant:
-        # A new upload grant would be a new store: an upload that outlives its grant fails
-        # cleanly instead of writing half an image into a second store.
-        raise UploadError(
-            "S3 refused the upload grant (it may have expired)",
-            server=endpoint,
-            obj=obj,
-            hint="Nothing was registered; try again",
-        )
-
-    store = GrantedStore(endpoint, no_renewal, grant=s3_grant, read_only=False)
+    s3_grant = renewal.grant(grant)
+    store = GrantedStore(endpoint, renewal, grant=s3_grant, read_only=False)
     return zarr.create_array(
         store,
-        shape=level.shape,
+        shape=shape,
         chunks=chunks,
-        dtype=level.dtype,
+        dtype=dtype,
         fill_value=0,
         dimension_names=list(DIMS),
         zarr_format=3,

@@ -75,6 +75,14 @@ mutation RequestZarrUpload($input: RequestZarrUploadInput!) {
   }
 }"""
 
+#: New credentials for a store whose upload is still under way (uploads may outlive a grant).
+REFRESH_ZARR_UPLOAD = """
+mutation RefreshZarrUpload($input: RefreshZarrUploadInput!) {
+  refreshZarrUpload(input: $input) {
+    accessKey secretKey sessionToken bucket key path store expiresIn maxBytes
+  }
+}"""
+
 FINISH_ZARR_UPLOAD = """
 mutation FinishZarrUpload($input: FinishZarrUploadInput!) {
   finishZarrUpload(input: $input) { id path shape dtype dimensionNames }

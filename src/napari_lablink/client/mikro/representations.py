@@ -13,6 +13,7 @@ import asyncio
 import logging
 import threading
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import zarr
@@ -93,11 +94,7 @@ class Representations:
                 obj=obj,
             )
 
-        def grant() -> S3Grant:
-            answer = self.session.graphql(queries.REQUEST_CREDENTIALS, obj=obj)["request"]
-            return granted(answer, bucket, key, server=label, obj=obj)
-
-        store = GrantedStore(endpoint, grant)
+        store = GrantedStore(endpoint, _DatasetGrant(self.session, bucket, key, obj))
         try:
             group = zarr.open_group(store, mode="r", zarr_format=2, use_consolidated=True)
         except NodeNotFoundError:
@@ -240,6 +237,20 @@ def _delete_dataset(store: GrantedStore) -> None:
         asyncio.run(store.delete_dir(""))
     except Exception as exc:
         log.warning("could not delete the unregistered Dataset %s: %s", store.label, exc)
+
+
+@dataclass(frozen=True)
+class _DatasetGrant:
+    """Asks for the grant of the Dataset at ``bucket/key``: a grant source that pickles."""
+
+    session: MikroSession
+    bucket: str
+    key: str
+    obj: str
+
+    def __call__(self) -> S3Grant:
+        answer = self.session.graphql(queries.REQUEST_CREDENTIALS, obj=self.obj)["request"]
+        return granted(answer, self.bucket, self.key, server=self.session.label, obj=self.obj)
 
 
 def _channel(described: list[dict[str, Any]], index: int) -> Channel:

@@ -29,6 +29,10 @@ class MikroRoute:
     base_url: str  # GraphQL is at base_url + "/graphql"
     auth: httpx.Auth
     secrets: Callable[[], Iterable[str | None]]
+    #: The bearer token a ``dask.distributed`` worker reopens the connection with. A worker
+    #: cannot log in to Arkitekt: it gets the access token current when the work was sent, so
+    #: distributed work that outlives that token needs a static token.
+    worker_token: Callable[[], str | None]
     #: The S3 endpoint the deployment granted (None: the URI's or the configuration's).
     granted_s3: str | None = None
     session: ArkitektSession | None = None
@@ -40,6 +44,7 @@ def mikro_route(uri: RemoteURI, credentials: Credentials) -> MikroRoute:
         uri.base_url,
         HeaderAuth(httpx.URL(uri.base_url), "Bearer", lambda: credentials.token),
         lambda: credentials.secrets,
+        lambda: credentials.token,
     )
     if credentials.token:
         return static
@@ -52,6 +57,7 @@ def mikro_route(uri: RemoteURI, credentials: Credentials) -> MikroRoute:
         base,
         session.auth_for(base),
         lambda: (*credentials.secrets, *session.tokens.secrets()),
+        session.access_token,
         session.s3_endpoint,
         session,
     )

@@ -6,7 +6,12 @@ which typed error the user sees (refused token, missing object, a query the serv
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
+
+import httpx
 
 from napari_lablink.client.errors import (
     AuthenticationError,
@@ -17,7 +22,7 @@ from napari_lablink.client.errors import (
     cut,
     plain_text,
 )
-from napari_lablink.client.transport import Transport
+from napari_lablink.client.transport import HeaderAuth, Transport
 
 __all__ = ["MikroSession"]
 
@@ -29,10 +34,34 @@ _UNKNOWN_WORDS = ("cannot query field", "unknown argument", "unknown field")
 
 
 class MikroSession:
-    """GraphQL operations on one server; what every generation's reads and writes go through."""
+    """GraphQL operations on one server; what every generation's reads and writes go through.
 
-    def __init__(self, transport: Transport) -> None:
+    A session pickles (inside the grant sources of lazy arrays sent to ``dask.distributed``
+    workers) as what another process needs to open the same session: the server and the token.
+    Each process then keeps one session per server and token, so its chunk reads share a pool.
+    """
+
+    def __init__(self, transport: Transport, token: Callable[[], str | None]) -> None:
         self.transport = transport
+        self._token = token
+
+    @classmethod
+    def connect(cls, base_url: str, label: str, token: Callable[[], str | None]) -> MikroSession:
+        """A session with the server at ``base_url``; ``token`` is read at every request."""
+        transport = Transport(
+            base_url,
+            label=label,
+            auth=HeaderAuth(httpx.URL(base_url), "Bearer", token),
+            secrets=lambda: tuple(t for t in (token(),) if t),
+        )
+        return cls(transport, token)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        login = _Login(self.transport.base_url, self.label, self._token())
+        return (_session_for, (login,))
+
+    def close(self) -> None:
+        self.transport.close()
 
     @property
     def label(self) -> str:
@@ -105,3 +134,27 @@ class MikroSession:
         return ServerError(
             f"The server answered with an error ({said})", server=self.label, obj=obj
         )
+
+
+@dataclass(frozen=True)
+class _Login:
+    """What opens a session in another process. ``repr`` hides the token."""
+
+    base_url: str
+    label: str
+    token: str | None = field(repr=False)
+
+
+_sessions: dict[_Login, MikroSession] = {}
+_sessions_lock = threading.Lock()
+
+
+def _session_for(login: _Login) -> MikroSession:
+    """This process's session for ``login``, opened on first use (a worker's, usually)."""
+    with _sessions_lock:
+        session = _sessions.get(login)
+        if session is None or session.transport.closed:
+            token = login.token
+            session = MikroSession.connect(login.base_url, login.label, lambda: token)
+            _sessions[login] = session
+        return session

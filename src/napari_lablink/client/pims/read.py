@@ -27,7 +27,7 @@ from napari_lablink.client.errors import (
     ProtocolError,
     ServerError,
 )
-from napari_lablink.client.lazy import chunked_array
+from napari_lablink.client.lazy import ReadAhead, chunked_array
 from napari_lablink.client.models import DIMS, Channel, RemoteImage
 from napari_lablink.client.pims.session import PimsSession, content_type
 from napari_lablink.client.pims.tiers import Tier, exact_tiers
@@ -195,7 +195,10 @@ class _WindowReader:
             channel = None if self.rgb_samples else ci
             return self.fetch(tier.level, region, channel, z, t)
 
-        return chunked_array(name, chunks, self.dtype, read)
+        # Windows of one compute are fetched together, however few threads dask has: a PIMS
+        # deployment serves them in parallel with several workers.
+        ahead = ReadAhead(read)
+        return chunked_array(name, chunks, self.dtype, ahead.read, plan=ahead.plan)
 
     def fetch(
         self,

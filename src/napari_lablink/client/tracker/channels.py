@@ -2,18 +2,21 @@
 
 The tracker serves each channel as a 16-bit grayscale PNG behind a signed URL and accepts new
 channels as PNG or TIFF files named after the channel. A whole image is a stack of such channels,
-so the lazy array has one chunk per channel; a per-image cache makes sure that napari, dask and
-repeated computes never download the same channel twice, even when they ask at the same moment.
+so the lazy array has one chunk per channel; a cache per connection, bounded in bytes and shared
+by every open of an image, makes sure that napari, dask and repeated computes do not download a
+kept channel twice, even when they ask at the same moment.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import threading
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import CancelledError, Executor, Future
+from functools import partial
 
 import dask.array as da
 import imagecodecs
@@ -23,7 +26,7 @@ import tifffile
 from napari_lablink.client.errors import ChannelDataError
 from napari_lablink.client.lazy import chunked_array
 
-__all__ = ["ChannelCache", "channel_file", "channel_stack", "decode_png"]
+__all__ = ["ChannelCache", "ImageChannels", "channel_file", "channel_stack", "decode_png"]
 
 _PNG_SUFFIX = ".png"
 _TIFF_SUFFIXES = (".tif", ".tiff")
@@ -109,83 +112,157 @@ def _as_counts(plane: np.ndarray, name: str) -> np.ndarray:
     return plane.astype(np.uint16)
 
 
-class ChannelCache:
-    """Each channel of one image, fetched at most once.
+#: Decoded channels one connection keeps, over all its images and opens: memory stays flat
+#: however many images are opened, closed and opened again (least recently used go first).
+CACHE_BYTES = 512 * 2**20
 
-    Concurrent requests for a channel that is being fetched wait for that fetch instead of
-    starting another; a failed fetch is forgotten, so a later compute can try again. With an
-    ``executor``, :meth:`prefetch` starts several channels' downloads at once, so they overlap
-    however few threads the caller (dask) computes with.
+#: Prefetched channels no compute collected by then were for a compute that failed.
+_UNCOLLECTED_TTL = 120.0
+
+_Key = tuple[str, str]  # (image id, channel name)
+
+
+class ChannelCache:
+    """The decoded channels of one connection's images, each fetched at most once while kept.
+
+    Keyed by image and channel, so every open of an image shares its channels; bounded in bytes,
+    least recently used out first. Concurrent requests for a channel that is being fetched wait
+    for that fetch instead of starting another; a failed fetch is forgotten, so a later compute
+    can try again. With an ``executor``, :meth:`prefetch` starts several channels' downloads at
+    once, so they overlap however few threads the caller (dask) computes with.
     """
 
-    def __init__(
-        self, fetch: Callable[[str], np.ndarray], executor: Executor | None = None
-    ) -> None:
-        self._fetch = fetch
+    def __init__(self, executor: Executor | None = None, max_bytes: int = CACHE_BYTES) -> None:
         self._executor = executor
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._channels: dict[str, Future[np.ndarray]] = {}
+        self._loading: dict[_Key, Future[np.ndarray]] = {}
+        #: Downloads started ahead of a compute, with when, until the compute collects them.
+        self._prefetched: dict[_Key, tuple[float, Future[np.ndarray]]] = {}
+        self._kept: OrderedDict[_Key, np.ndarray] = OrderedDict()
+        self.nbytes = 0
 
-    def get(self, name: str) -> np.ndarray:
+    def image(self, image_id: str, fetch: Callable[[str], np.ndarray]) -> ImageChannels:
+        """The channels of image ``image_id``, fetched by name with ``fetch``."""
+        return ImageChannels(self, image_id, fetch)
+
+    def forget(self, image_id: str | None = None) -> None:
+        """Drop the kept channels of ``image_id`` (of every image when None): they changed."""
         with self._lock:
-            future = self._channels.get(name)
+            for key in [k for k in self._kept if image_id is None or k[0] == image_id]:
+                self.nbytes -= self._kept.pop(key).nbytes
+            for key in [k for k in self._prefetched if image_id is None or k[0] == image_id]:
+                self._drop_prefetched(key)  # uncollected: may hold the old pixels
+
+    def get(self, key: _Key, fetch: Callable[[str], np.ndarray]) -> np.ndarray:
+        with self._lock:
+            plane = self._kept.get(key)
+            if plane is not None:
+                self._kept.move_to_end(key)
+                prefetched = self._prefetched.get(key)
+                if prefetched is not None and prefetched[1].done():  # collected from here
+                    self._drop_prefetched(key)
+                return plane
+            future = self._loading.get(key)
             owner = future is None
             if owner:
-                future = self._channels[name] = Future()
+                future = self._loading[key] = Future()
         assert future is not None
         if not owner:
             try:
-                return future.result()
+                plane = future.result()
             except CancelledError:  # its download was dropped (connection closed): try again
-                self._forget(name, future)
-                return self.get(name)
+                self._forget(key, future)
+                return self.get(key, fetch)
+            self._forget(key, future)  # collected: from now on it is kept, or not
+            return plane
         try:
-            plane = self._load(name)
+            plane = self._load(key, fetch)
         except BaseException as exc:
-            self._forget(name, future)
+            self._forget(key, future)
             future.set_exception(exc)
             raise
         future.set_result(plane)
+        self._forget(key, future)
         return plane
 
-    def prefetch(self, names: Iterable[str]) -> None:
-        """Start downloading ``names`` in the background (those not fetched or under way)."""
+    def prefetch(self, keys: Iterable[_Key], fetch: Callable[[str], np.ndarray]) -> None:
+        """Start downloading ``keys`` in the background (those not kept or under way).
+
+        A prefetched channel waits for its compute to collect it even when the cache has no
+        room left for it, so a compute bigger than the cache downloads each channel once.
+        """
         if self._executor is None:
             return
         started = []
+        now = time.monotonic()
         with self._lock:
-            for name in names:
-                if name in self._channels:
+            for key, (when, future) in list(self._prefetched.items()):
+                if future.done() and now - when > _UNCOLLECTED_TTL:  # its compute failed
+                    self._drop_prefetched(key)
+            for key in keys:
+                if key in self._loading or key in self._kept:
                     continue
                 try:
-                    future = self._executor.submit(self._load, name)
+                    future = self._executor.submit(self._load, key, fetch)
                 except RuntimeError:  # the executor is shut down: the connection is closing
                     break
-                self._channels[name] = future
-                started.append((name, future))
-        for name, future in started:
-            future.add_done_callback(functools.partial(self._forget_failed, name))
+                self._loading[key] = future
+                self._prefetched[key] = (now, future)
+                started.append((key, future))
+        for key, future in started:
+            future.add_done_callback(partial(self._forget_failed, key))
+
+    def _load(self, key: _Key, fetch: Callable[[str], np.ndarray]) -> np.ndarray:
+        plane = fetch(key[1])
+        plane.flags.writeable = False  # shared by every compute: nobody may change it
+        with self._lock:
+            if plane.nbytes <= self.max_bytes and key not in self._kept:
+                self._kept[key] = plane
+                self.nbytes += plane.nbytes
+                while self.nbytes > self.max_bytes:
+                    _, dropped = self._kept.popitem(last=False)
+                    self.nbytes -= dropped.nbytes
+        return plane
+
+    def _drop_prefetched(self, key: _Key) -> None:
+        """Forget a prefetched download (with the lock held); a waiting compute keeps its own."""
+        _, future = self._prefetched.pop(key)
+        if self._loading.get(key) is future:
+            del self._loading[key]
+
+    def _forget_failed(self, key: _Key, future: Future[np.ndarray]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self._forget(key, future)
+
+    def _forget(self, key: _Key, future: Future[np.ndarray]) -> None:
+        with self._lock:
+            if self._loading.get(key) is future:
+                del self._loading[key]
+            if key in self._prefetched and self._prefetched[key][1] is future:
+                del self._prefetched[key]
+
+
+class ImageChannels:
+    """One image's view of a :class:`ChannelCache`: channels by name."""
+
+    def __init__(self, cache: ChannelCache, image_id: str, fetch: Callable[[str], np.ndarray]):
+        self._cache = cache
+        self._image_id = image_id
+        self._fetch = fetch
+
+    def get(self, name: str) -> np.ndarray:
+        return self._cache.get((self._image_id, name), self._fetch)
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        self._cache.prefetch(((self._image_id, name) for name in names), self._fetch)
 
     def block(self, name: str) -> np.ndarray:
         """The channel as the (1, y, x) chunk of a channel stack."""
         return self.get(name)[np.newaxis]
 
-    def _load(self, name: str) -> np.ndarray:
-        plane = self._fetch(name)
-        plane.flags.writeable = False  # shared by every compute: nobody may change it
-        return plane
 
-    def _forget_failed(self, name: str, future: Future[np.ndarray]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            self._forget(name, future)
-
-    def _forget(self, name: str, future: Future[np.ndarray]) -> None:
-        with self._lock:
-            if self._channels.get(name) is future:
-                del self._channels[name]
-
-
-def channel_stack(cache: ChannelCache, names: Sequence[str], shape: tuple[int, int]) -> da.Array:
+def channel_stack(cache: ImageChannels, names: Sequence[str], shape: tuple[int, int]) -> da.Array:
     """A lazy (c, y, x) uint16 stack with one chunk per channel, each read through ``cache``.
 
     Before a compute, dask says which channels it needs, so the cache can download them at once.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
@@ -49,8 +48,9 @@ def mibi_image(session: TrackerSession, image_id: int | str) -> MibiImage:
     return read_mibitiff(session.download_file(f"{folder}/summed_image.tiff"))
 
 
-def open_image(session: TrackerSession, uri: RemoteURI, downloads: Executor) -> RemoteImage:
-    """The image ``uri`` names as a lazy (c, y, x) stack; channels download on ``downloads``."""
+def open_image(session: TrackerSession, uri: RemoteURI, channels: ChannelCache) -> RemoteImage:
+    """The image ``uri`` names as a lazy (c, y, x) stack; its channels are read through
+    ``channels``, the connection's cache, which every open of the image shares."""
     if uri.kind == "runs":
         if uri.fov is None:
             raise ConfigurationError(
@@ -94,7 +94,7 @@ def open_image(session: TrackerSession, uri: RemoteURI, downloads: Executor) -> 
         uri=str(uri.without_options()),
         name=_image_name(image),
         dims=("c", "y", "x"),
-        levels=[channel_stack(ChannelCache(plane, downloads), image.pngs, (frame, frame))],
+        levels=[channel_stack(channels.image(str(image.id), plane), image.pngs, (frame, frame))],
         pixel_size=pixel_size(image),
         channels=[
             _channel(name, masses.get(name), image.channel_settings.get(name))

@@ -22,6 +22,7 @@ from napari_lablink.client.config import Credentials
 from napari_lablink.client.connection import Server
 from napari_lablink.client.models import RemoteImage
 from napari_lablink.client.tracker import browse, read, records, write
+from napari_lablink.client.tracker.channels import ChannelCache
 from napari_lablink.client.tracker.models import Conjugate, TrackerImage, TrackerRun
 from napari_lablink.client.tracker.session import REFRESH_SECONDS, TrackerSession
 from napari_lablink.client.tracker.write import FileSource
@@ -81,6 +82,8 @@ class TrackerServer(Server):
         self.api = Routes(self)
         #: Downloads channels that a compute needs together, however few threads dask has.
         self._downloads = ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="mibi-channels")
+        #: Decoded channels, shared by every open of an image and bounded in bytes.
+        self.channels = ChannelCache(self._downloads)
 
     def _close(self) -> None:
         self._downloads.shutdown(wait=False, cancel_futures=True)
@@ -89,7 +92,7 @@ class TrackerServer(Server):
     # -- the contract ---------------------------------------------------------------------------
 
     def _open(self, uri: RemoteURI) -> RemoteImage:
-        return read.open_image(self.session, uri, self._downloads)
+        return read.open_image(self.session, uri, self.channels)
 
     def browse(
         self, query: str = "", *, parent: str | None = None, offset: int = 0, limit: int = 50
@@ -184,12 +187,16 @@ class TrackerServer(Server):
         """Add a channel to an image from a PNG/TIFF file (path or open file) or a 2-D array
         (named by ``filename``; see :func:`.write.upload_channel`)."""
         self._check_open()
-        return write.upload_channel(self.session, image_id, image_file, filename)
+        answer = write.upload_channel(self.session, image_id, image_file, filename)
+        self.channels.forget(str(image_id))  # a later open must see the new channel's pixels
+        return answer
 
     def upload_mibitiff(self, tiff_file: FileSource, run_id: int | None = None) -> dict[str, Any]:
         """Upload a MIBItiff to the run ``run_id``, which processes it into an image."""
         self._check_open()
-        return write.upload_mibitiff(self.session, tiff_file, run_id)
+        answer = write.upload_mibitiff(self.session, tiff_file, run_id)
+        self.channels.forget()  # it may replace the channels of an image already read
+        return answer
 
     def create_imageset(
         self,

@@ -15,6 +15,7 @@ from typing import Any
 from napari_lablink.testing.mikro import zarr_io
 from napari_lablink.testing.mikro.state import (
     STORE_DISCARDED,
+    STORE_PENDING,
     STORE_POPULATED,
     AffineTransformationView,
     ChannelView,
@@ -136,6 +137,14 @@ class MikroBackend:
     ) -> tuple[ZarrStore, dict[str, Any]]:
         """A new, empty store and credentials that may write below its key."""
         store = self.new_store(shape, chunks, version)
+        scope = [S3Scope(store.s3_bucket, store.key, write=True)]
+        return store, self.s3.issue_credentials(self.config.credential_ttl, scope=scope)
+
+    def refresh_upload_grant(self, store_id: str) -> tuple[ZarrStore, dict[str, Any]]:
+        """New credentials for a store whose upload is still under way (not yet finished)."""
+        store = self.state.store(store_id)
+        if store.state != STORE_PENDING:
+            raise MikroError(f"ZarrStore {store.id} is {store.state}; its upload is over.")
         scope = [S3Scope(store.s3_bucket, store.key, write=True)]
         return store, self.s3.issue_credentials(self.config.credential_ttl, scope=scope)
 

@@ -54,6 +54,13 @@ class Gen2Root:
         store, credentials = self._backend.upload_grant(
             input.get("shape"), input.get("chunks"), input.get("version")
         )
+        return self._upload_grant(store, credentials)
+
+    def refreshZarrUpload(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        store, credentials = self._backend.refresh_upload_grant(input["storeId"])
+        return self._upload_grant(store, credentials)
+
+    def _upload_grant(self, store: ZarrStore, credentials: dict[str, Any]) -> dict[str, Any]:
         return {
             **_credentials(credentials),
             "bucket": store.s3_bucket,

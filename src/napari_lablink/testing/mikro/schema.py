@@ -277,6 +277,10 @@ input RequestZarrUploadInput {
   version: String
 }
 
+input RefreshZarrUploadInput {
+  storeId: String!
+}
+
 input FinishZarrUploadInput {
   storeId: String!
   valid: Boolean! = true
@@ -337,6 +341,7 @@ type Query {
 type Mutation {
   requestZarrAccess(input: RequestZarrAccessInput!): ZarrAccessGrant!
   requestZarrUpload(input: RequestZarrUploadInput!): ZarrUploadGrant!
+  refreshZarrUpload(input: RefreshZarrUploadInput!): ZarrUploadGrant!
   finishZarrUpload(input: FinishZarrUploadInput!): ZarrStore!
   fromArrayLike(input: FromArrayLikeInput!): Image!
   deleteImage(input: DeleteImageInput!): ID!

@@ -36,11 +36,19 @@ __all__ = ["PimsSetupError", "RealPims", "ensure_pims_venv"]
 HOST = "127.0.0.1"
 
 # uvicorn's --fd assumes a Unix socket, so serve an inherited TCP socket through its Python API.
+# Several workers share the socket under uvicorn's own process supervisor, as deployments run.
 _SERVE = """
 import socket, sys, uvicorn
+from uvicorn.supervisors import Multiprocess
 sock = socket.socket(fileno=int(sys.argv[1]))
-config = uvicorn.Config("pims.application:app", log_level="info", access_log=False)
-uvicorn.Server(config).run(sockets=[sock])
+workers = int(sys.argv[2])
+config = uvicorn.Config("pims.application:app", log_level="info", access_log=False,
+                        workers=workers)
+server = uvicorn.Server(config)
+if workers > 1:
+    Multiprocess(config, target=server.run, sockets=[sock]).run()
+else:
+    server.run(sockets=[sock])
 """
 
 
@@ -49,7 +57,8 @@ class RealPims(Service):
 
     Use as a context manager; ``path(image)`` gives the PIMS path of an image (what follows the
     host in ``pims+http://127.0.0.1:PORT/<path>``), ``uri(image)`` the whole URI. ``settings``
-    overrides PIMS settings (environment-variable names, e.g. ``{"OUTPUT_SIZE_LIMIT": "512"}``).
+    overrides PIMS settings (environment-variable names, e.g. ``{"OUTPUT_SIZE_LIMIT": "512"}``);
+    ``workers`` is the number of uvicorn worker processes.
     """
 
     def __init__(
@@ -59,6 +68,7 @@ class RealPims(Service):
         venv: Path | None = None,
         settings: Mapping[str, str] | None = None,
         startup_timeout: float = 120.0,
+        workers: int = 1,
     ) -> None:
         self.images = [Path(image).absolute() for image in images]
         names = [image.name for image in self.images]
@@ -67,6 +77,8 @@ class RealPims(Service):
         self._venv = venv
         self._extra_settings = dict(settings or {})
         self._startup_timeout = startup_timeout
+        #: uvicorn worker processes serving PIMS.
+        self.workers = workers
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._paths: dict[str, str] = {}
@@ -199,7 +211,7 @@ class RealPims(Service):
     def _serve(self, venv: Path, workdir: Path, env: dict[str, str], sock: socket.socket) -> None:
         with sock, (workdir / "server.log").open("wb") as log:
             self._process = subprocess.Popen(
-                [str(venv_python(venv)), "-c", _SERVE, str(sock.fileno())],
+                [str(venv_python(venv)), "-c", _SERVE, str(sock.fileno()), str(self.workers)],
                 cwd=workdir,
                 env=env,
                 stdin=subprocess.DEVNULL,
