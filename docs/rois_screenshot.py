@@ -31,6 +31,7 @@ mutation CreateRoi($input: RoiInput!) { createRoi(input: $input) { id } }"""
 def main(out: str) -> None:
     import napari
 
+    from napari_lablink._napari.opening import wait_for_opens
     from napari_lablink.testing import MikroStandIn
 
     with MikroStandIn() as mikro:
@@ -59,6 +60,7 @@ def main(out: str) -> None:
         viewer = napari.Viewer(show=True)
         viewer.window.resize(1100, 800)
         viewer.open(mikro.image_uri(image_id, with_s3=False), plugin="napari-lablink")
+        wait_for_opens(120)
         viewer.dims.ndisplay = 3
         for layer in viewer.layers:
             if layer._type_string == "shapes":

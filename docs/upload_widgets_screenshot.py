@@ -23,6 +23,7 @@ def main(out: Path) -> None:
     import numpy as np
     from qtpy.QtWidgets import QApplication
 
+    from napari_lablink._napari.opening import wait_for_opens
     from napari_lablink._napari.upload.mikro_widget import UploadWidget
     from napari_lablink._napari.upload.tracker_widget import TrackerUploadWidget
     from napari_lablink.profiles import Profile, ProfileStore
@@ -98,6 +99,7 @@ def main(out: Path) -> None:
         viewer.window._qt_window.resize(1300, 800)
         image_id = demo["images"][0]["id"]
         viewer.open(f"mibi+http://127.0.0.1:{tracker.port}/images/{image_id}", plugin=PLUGIN)
+        wait_for_opens(120)
         viewer.add_image(rng.random((128, 128)).astype(np.float32), name="cell density")
         tracker_widget = TrackerUploadWidget(viewer, store=store)
         viewer.window.add_dock_widget(tracker_widget, name="Upload to MIBItracker", area="right")

@@ -11,6 +11,7 @@ import pytest
 from napari.utils.notifications import notification_manager
 
 from napari_lablink._napari.approval import NAPARI_APPROVAL
+from napari_lablink._napari.opening import wait_for_opens
 from napari_lablink.client.arkitekt import ApprovalPolicy, deployments
 from napari_lablink.testing import MikroStandIn
 from napari_lablink.testing.arkitekt import ArkitektStandIn, JWTVerifier, SigningKey
@@ -48,7 +49,9 @@ def test_reader_and_writer_with_an_auto_approving_deployment(make_napari_viewer,
     lok.auto_approve = True
     assert deployments.policy is NAPARI_APPROVAL  # the glue's policy is in force
     viewer = make_napari_viewer()
-    layers = viewer.open(f"mikro+{lok.url}/image/{ids['cells_gen2']}", plugin="napari-lablink")
+    viewer.open(f"mikro+{lok.url}/image/{ids['cells_gen2']}", plugin="napari-lablink")
+    assert wait_for_opens(120)  # opening runs in the background
+    layers = list(viewer.layers)
     assert [layer.name for layer in layers] == ["DAPI", "Beads", "Actin"]
     expected = mikro.read_image(ids["cells_gen2"])
     np.testing.assert_array_equal(np.asarray(layers[0].data[5]), expected[0, 0, 5])
@@ -60,7 +63,10 @@ def test_reader_and_writer_with_an_auto_approving_deployment(make_napari_viewer,
     written = viewer.layers.save(f"mikro+{lok.url}/image", plugin="napari-lablink")
     (uri,) = written
     assert uri.startswith(f"mikro+{lok.url}/image/") and "?" not in uri
-    back = viewer.open(uri, plugin="napari-lablink")
+    before = len(viewer.layers)
+    viewer.open(uri, plugin="napari-lablink")
+    assert wait_for_opens(120)
+    back = list(viewer.layers)[before:]
     np.testing.assert_array_equal(np.asarray(back[0].data[5]), expected[0, 0, 5])
 
 
@@ -74,13 +80,17 @@ def test_a_pending_approval_is_a_notification_not_a_frozen_viewer(
         viewer = make_napari_viewer()
         uri = f"mikro+{lok.url}/image/{ids['cells_gen2']}"
         assert viewer.open(uri, plugin="napari-lablink") == []
+        assert wait_for_opens(60)  # the background open gives up after the policy's wait
         (code,) = lok.pending_codes()
         (message,) = [n for n in notifications if "waiting for approval" in n]
         assert f"{lok.url}/configure/{code}" in message and code in message
         assert "Add Arkitekt deployment" in message and "napari-lablink login HOST" in message
         lok.approve(code)
+        layers: list = []
         for _ in range(50):  # approved in the browser: the next open works
-            layers = viewer.open(uri, plugin="napari-lablink")
+            viewer.open(uri, plugin="napari-lablink")
+            assert wait_for_opens(60)
+            layers = list(viewer.layers)
             if layers:
                 break
         assert [layer.name for layer in layers] == ["DAPI", "Beads", "Actin"]

@@ -170,7 +170,9 @@ def test_rgb_layer_uploads_as_colour_and_a_stack_layer_as_planes(
     photo = RNG.integers(0, 255, size=(48, 64, 3), dtype=np.uint8)
     viewer.add_image(photo, name="photo", rgb=True)
     (uri,) = viewer.layers.save(target(mikro_clean, "representation"), plugin="napari-lablink")
-    (layer,) = viewer.open(uri, plugin="napari-lablink")
+    viewer.open(uri, plugin="napari-lablink")
+    assert wait_for_opens(60)
+    _, layer = viewer.layers  # the saved layer, then the one read back
     assert layer.rgb
     np.testing.assert_array_equal(np.asarray(layer.data), photo)
     viewer.layers.clear()
