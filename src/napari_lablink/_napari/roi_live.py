@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 from napari.utils.notifications import show_warning
-from qtpy.QtCore import QObject, Signal
 
+from napari_lablink._napari.workers import Workers
 from napari_lablink.client.connection import shared_connection
 from napari_lablink.client.errors import LablinkError
 from napari_lablink.client.mikro.roi_server import RoiMethods
@@ -29,13 +29,6 @@ log = logging.getLogger(__name__)
 
 _LIVE: dict[int, LiveRois] = {}
 _WATCHED_VIEWERS: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-class _Bridge(QObject):
-    """Lives on the Qt thread; signals emitted from other threads are delivered there."""
-
-    event = Signal(object)
-    error = Signal(object)
 
 
 def _rois_meta(layer: Any) -> dict[str, Any]:
@@ -73,18 +66,18 @@ class LiveRois:
     def __init__(self, layer: Any, image_uri: str) -> None:
         self._layer = weakref.ref(layer)
         self._points = layer._type_string == "points"
-        self._bridge = _Bridge()
-        self._bridge.event.connect(self._apply)
-        self._bridge.error.connect(self._failed)
+        #: The one way back to the Qt thread: the subscription calls from its own thread.
+        self._workers = Workers()
         uri = parse_uri(image_uri)
         server = shared_connection(uri)
         assert isinstance(server, RoiMethods)
         self.watch: Subscription = server.watch_rois(
-            uri, self._bridge.event.emit, on_error=self._bridge.error.emit
+            uri, self._workers.on_main(self._apply), on_error=self._workers.on_main(self._failed)
         )
 
     def stop(self) -> None:
         self.watch.stop(timeout=0)
+        self._workers.close()
 
     def _failed(self, error: LablinkError) -> None:
         layer = self._layer()
