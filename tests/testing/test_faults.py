@@ -120,3 +120,25 @@ def test_a_lost_answer_acts_then_hangs_up(mikro) -> None:
             headers={"Authorization": f"Bearer {mikro.token}"},
         )
     assert len(mikro.state.stores) == before + 1
+
+
+def test_a_late_answer_hangs_up_then_acts(mikro, monkeypatch) -> None:
+    """The server is still working on a request its client has given up on."""
+    import time
+
+    import httpx
+
+    monkeypatch.setattr(mikro.faults, "slow_seconds", 0.3)
+    mikro.faults.fail_next(1, "late", path_contains="mikro")
+    before = len(mikro.state.stores)
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.post(
+            mikro.gen2_graphql_url,
+            json={"query": "mutation { requestZarrUpload(input: {}) { store } }"},
+            headers={"Authorization": f"Bearer {mikro.token}"},
+        )
+    assert len(mikro.state.stores) == before  # hung up before acting
+    deadline = time.monotonic() + 10
+    while len(mikro.state.stores) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(mikro.state.stores) == before + 1

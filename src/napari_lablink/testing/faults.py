@@ -15,8 +15,10 @@ from typing import NamedTuple
 
 #: "503": answer Service Unavailable; "drop": close the connection without answering;
 #: "slow": wait ``slow_seconds`` before answering normally; "lost": act on the request, then
-#: close the connection without answering (the client cannot tell whether it took effect).
-FAULT_KINDS = frozenset({"503", "drop", "slow", "lost"})
+#: close the connection without answering (the client cannot tell whether it took effect);
+#: "late": close the connection without answering, then act ``slow_seconds`` later (a server
+#: still busy with a request whose client has given up on it).
+FAULT_KINDS = frozenset({"503", "drop", "slow", "lost", "late"})
 
 
 class InjectedFault(NamedTuple):

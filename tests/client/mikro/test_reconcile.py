@@ -112,3 +112,61 @@ def test_upload_key_tags_stay_out_of_sight(mikro_clean) -> None:
         assert listed and listed[0].tags == ("a",)
     (image,) = [i for i in mikro_clean.state.images.values() if i.name == "tagged"]
     assert any(t.startswith("lablink-upload:") for t in image.tags)
+
+
+@pytest.mark.parametrize("kind", ["image", "representation"])
+def test_a_registration_the_server_finishes_late_is_waited_for_not_resent(
+    mikro_clean, kind, monkeypatch
+) -> None:
+    """The server hangs up first and registers 0.4 s later: the client, still looking, finds
+    it and never registers a second copy."""
+    field = "fromArrayLike" if kind == "image" else "fromXArray"
+    monkeypatch.setattr(mikro_clean.faults, "slow_seconds", 0.4)
+    images, reps = len(mikro_clean.state.images), len(mikro_clean.state.representations)
+    data = RNG.integers(0, 500, size=(12, 16), dtype=np.uint16)
+    with connect(mikro_clean, kind) as server:
+        original = server.session.graphql
+
+        sent = []
+
+        def late(query, variables=None, **kwargs):
+            if field in query:
+                if not sent:
+                    mikro_clean.faults.fail_next(1, "late")
+                sent.append(query)
+            return original(query, variables, **kwargs)
+
+        server.session.graphql = late
+        uri = server.upload(data, name=f"late {kind}", kind=kind)
+        server.session.graphql = original
+        np.testing.assert_array_equal(server.get(uri).data.values[0, 0, 0], data)
+    assert len(sent) == len(mikro_clean.calls(field)) == 1
+    assert len(mikro_clean.state.images) + len(mikro_clean.state.representations) == (
+        images + reps + 1
+    )
+
+
+def test_a_late_registration_landing_beside_the_resent_one_is_deleted(
+    mikro_clean, monkeypatch
+) -> None:
+    """The first attempt lands only while the second is being answered (both slow): the
+    client keeps the one it was told about and deletes the other copy."""
+    monkeypatch.setattr(mikro_clean.faults, "slow_seconds", 0.6)
+    monkeypatch.setattr("napari_lablink.client.lost_answers.SETTLE_SECONDS", (0.05,))
+    before = set(mikro_clean.state.images)
+    with connect(mikro_clean, "image") as server:
+        original = server.session.graphql
+
+        sent = []
+
+        def late_then_slow(query, variables=None, **kwargs):
+            if "fromArrayLike" in query:
+                mikro_clean.faults.fail_next(1, "slow" if sent else "late")
+                sent.append(query)
+            return original(query, variables, **kwargs)
+
+        server.session.graphql = late_then_slow
+        uri = server.upload(np.ones((8, 8), np.uint16), name="twice", kind="image")
+    assert len(sent) == len(mikro_clean.calls("fromArrayLike")) == 2  # it was sent again ...
+    new = set(mikro_clean.state.images) - before
+    assert new == {napari_lablink.parse_uri(uri).object_id}  # ... and one image stayed

@@ -54,6 +54,20 @@ def test_every_answer_lost_still_makes_one_imageset(tracker: TrackerStandIn) -> 
     assert len(posts) == 1  # found by the look-up, never sent again
 
 
+def test_an_imageset_the_tracker_makes_late_is_waited_for_not_resent(
+    tracker: TrackerStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tracker hangs up and creates the set 0.4 s later: the client finds it."""
+    monkeypatch.setattr(tracker.faults, "slow_seconds", 0.4)
+    with connect(tracker) as server:
+        tracker.faults.fail_next(1, "late", methods=["POST"], path_contains="/imagesets/")
+        created = server.create_imageset([tracker.image_id], "late", None)
+    assert [s["name"] for s in tracker.state.imagesets.values()].count("late") == 1
+    assert created["name"] == "late"
+    posts = [r for r in tracker.requests if r.method == "POST" and r.path == "/imagesets/"]
+    assert len(posts) == 1
+
+
 def test_a_lost_copy_run_answer_makes_no_second_run(tracker: TrackerStandIn) -> None:
     with connect(tracker) as server:
         tracker.faults.fail_next(1, "lost", methods=["POST"], path_contains="/runs/")

@@ -259,11 +259,12 @@ class Images:
                 )
             return str(created["id"])
 
-        def find() -> str | None:
-            found = reconcile.find_images(self.session, payload["name"], key, obj)
-            return found[0] if found else None
-
-        image_id = reconcile.create_once(create, find, "fromArrayLike")
+        image_id = reconcile.create_once(
+            create,
+            lambda: reconcile.find_images(self.session, payload["name"], key, obj),
+            lambda ids: reconcile.delete_images(self.session, ids, obj),
+            "fromArrayLike",
+        )
         store.registered = True
         return image_id
 

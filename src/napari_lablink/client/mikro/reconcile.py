@@ -2,9 +2,10 @@
 
 mikro takes no idempotency key, but it keeps the tags a client sends. Every upload carries a key
 tag of its own (:func:`new_key`); when the answer to a registration is lost (the server may have
-acted), the client looks for an object with that key before it sends the registration again,
-so a retry never makes a duplicate. When an upload fails after registering something, the same
-key finds everything it registered, answers lost included, and it is deleted again.
+acted, or may still be acting), the client looks for an object with that key for a while
+before it sends the registration again, and deletes any copy a late attempt made after all.
+When an upload fails after registering something, the same key finds everything it
+registered, answers lost included, and it is deleted again.
 """
 
 from __future__ import annotations
@@ -14,12 +15,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from napari_lablink.client.errors import (
-    LablinkError,
-    LostAnswerError,
-    NotFoundError,
-    ProtocolError,
-)
+from napari_lablink.client import lost_answers
+from napari_lablink.client.errors import LablinkError, NotFoundError, ProtocolError
 from napari_lablink.client.mikro import queries
 from napari_lablink.client.mikro.session import MikroSession
 
@@ -38,8 +35,6 @@ log = logging.getLogger(__name__)
 
 #: Upload keys are tags ``lablink-upload:<32 hex digits>``.
 KEY_PREFIX = "lablink-upload:"
-#: How often a registration whose answer was lost is looked for and sent again.
-ATTEMPTS = 4
 _PAGE = 100
 
 
@@ -53,21 +48,21 @@ def user_tags(tags: Sequence[str | None] | None) -> tuple[str, ...]:
     return tuple(t for t in tags or () if t and not t.startswith(KEY_PREFIX))
 
 
-def create_once(create: Callable[[], str], find: Callable[[], str | None], what: str) -> str:
+def create_once(
+    create: Callable[[], str],
+    find: Callable[[], list[str]],
+    delete: Callable[[list[str]], list[str]],
+    what: str,
+) -> str:
     """``create()`` (a registration returning the new id), sent again only after ``find()``
-    (a look-up by the upload key) showed that the lost attempt did not take effect."""
-    lost: LostAnswerError | None = None
-    for _ in range(ATTEMPTS):
-        try:
-            return create()
-        except LostAnswerError as exc:
-            lost = exc
-            log.info("answer to %s lost; looking whether it was registered", what)
-        found = find()
-        if found is not None:
-            return found
-    assert lost is not None
-    raise lost
+    (a look-up by the upload key) showed no trace of the lost attempt. Every other object
+    carrying this upload's key is a copy made by a late attempt, so ``delete`` removes it."""
+
+    def discard(copies: list[str]) -> None:
+        for left in delete(copies):
+            log.warning("a copy of %s made by a lost attempt could not be deleted: %s", what, left)
+
+    return lost_answers.create_once(create, find, what, identity=str, discard=discard)
 
 
 def find_images(session: MikroSession, name: str, key: str, obj: str) -> list[str]:

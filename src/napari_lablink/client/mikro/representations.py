@@ -215,11 +215,12 @@ class Representations:
                 )
             return str(created["id"])
 
-        def find() -> str | None:
-            found = reconcile.find_representations(self.session, upload_key, obj)
-            return found[0] if found else None
-
-        return reconcile.create_once(create, find, "fromXArray")
+        return reconcile.create_once(
+            create,
+            lambda: reconcile.find_representations(self.session, upload_key, obj),
+            lambda ids: reconcile.delete_representations(self.session, ids, obj),
+            "fromXArray",
+        )
 
     def _roll_back(self, upload_key: str, obj: str) -> list[str]:
         """Delete whatever this upload registered (a lost answer included)."""

@@ -1,26 +1,21 @@
 """Tracker calls that create something, made safe against lost answers.
 
 The tracker takes no idempotency key, and a POST whose answer is lost may or may not have
-created its object. So before creating, the client notes which objects of that kind and name
-already exist; after a lost answer it looks for one that was not there before and takes it,
-and only sends the POST again when there is none. A retry never makes a duplicate.
+created its object, or may still be creating it. So before creating, the client notes which
+objects of that kind and name already exist; after a lost answer it looks for one that was not
+there before (for a few seconds, see :mod:`~napari_lablink.client.lost_answers`) and takes it,
+and only sends the POST again when there is none.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
-from napari_lablink.client.errors import LostAnswerError
+from napari_lablink.client import lost_answers
 from napari_lablink.client.tracker.session import TrackerSession
 
-__all__ = ["ATTEMPTS", "create_once", "listed"]
-
-log = logging.getLogger(__name__)
-
-#: How often a creation whose answer was lost is looked for and sent again.
-ATTEMPTS = 4
+__all__ = ["create_once", "listed"]
 
 
 def listed(session: TrackerSession, route: str, **params: Any) -> list[dict[str, Any]]:
@@ -39,17 +34,12 @@ def create_once(
     **kwargs: Any,
 ) -> Any:
     """``POST route`` once: ``existing()`` lists the candidates (objects that could be the new
-    one), ``matches`` says which one is ours after a lost answer."""
+    one), ``matches`` says which one is ours after a lost answer. A copy that a late attempt
+    makes is only reported: nothing marks it as ours for sure, so it is not deleted."""
     before = {item.get("id") for item in existing()}
-    lost: LostAnswerError | None = None
-    for _ in range(ATTEMPTS):
-        try:
-            return session.json("POST", route, obj=obj, idempotent=False, **kwargs)
-        except LostAnswerError as exc:
-            lost = exc
-            log.info("answer to POST %s lost; looking whether it took effect", route)
-        for item in existing():
-            if item.get("id") not in before and matches(item):
-                return item
-    assert lost is not None
-    raise lost
+    return lost_answers.create_once(
+        lambda: session.json("POST", route, obj=obj, idempotent=False, **kwargs),
+        lambda: [i for i in existing() if i.get("id") not in before and matches(i)],
+        f"POST {route}",
+        identity=lambda item: item.get("id") if isinstance(item, dict) else id(item),
+    )

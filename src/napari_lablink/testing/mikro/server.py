@@ -115,12 +115,15 @@ class _GraphQLHandler(QuietHandler):
             headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
             self.send_bytes(503, b"Service Unavailable", "text/plain", headers)
             return
+        if fault == "late":
+            self.drop_connection()
+            time.sleep(stand_in.faults.slow_seconds)
         if fault == "slow":
             time.sleep(stand_in.faults.slow_seconds)
         status, answer, content_type = stand_in._answer(
             path, body, self.headers.get("Authorization")
         )
-        if fault == "lost":
+        if fault in ("lost", "late"):
             self.drop_connection()  # acted on, never answered
             return
         self.send_bytes(status, answer, content_type)

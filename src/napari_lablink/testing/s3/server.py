@@ -175,7 +175,7 @@ class _GatewayHandler(QuietHandler):
         if error is not None:
             self._send_error(error, path)
             return
-        self._forward(body, lose=fault == "lost")
+        self._forward(body, lose=fault in ("lost", "late"))
 
     def _send_error(self, error: S3Error, path: str, headers: dict[str, str] | None = None) -> None:
         self.send_bytes(error.status, error.xml(path), "application/xml", headers)

@@ -462,6 +462,10 @@ class _Handler(QuietHandler):
             standin.record(LoggedRequest(self.command, path, authorization, None))
             self.drop_connection()
             return
+        if fault == "late":
+            standin.record(LoggedRequest(self.command, path, authorization, None))
+            self.drop_connection()
+            standin.pause(standin.faults.slow_seconds)
         if fault == "slow":
             standin.pause(standin.faults.slow_seconds)
         if fault == "503":
@@ -470,6 +474,8 @@ class _Handler(QuietHandler):
             response = _json(503, {"detail": "Service temporarily unavailable."}, headers)
         else:
             response = standin.api.dispatch(self._request(path, split.query, body))
+        if fault == "late":
+            return
         if fault == "lost" or standin.take_lost_response(path):
             standin.record(LoggedRequest(self.command, path, authorization, None))
             self.drop_connection()
