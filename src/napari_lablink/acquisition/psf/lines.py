@@ -146,7 +146,12 @@ def _combine(
     zs = np.arange(len(ks), dtype=float)
     ly, lx = float(top.params[1]), float(top.params[2])
     line = np.array([_plane_model(p, np.array([ly]), np.array([lx]))[0] for p in params])
-    z0, peak, fwhm_z = _spline_fwhm(zs, line - background)
+    try:
+        z0, peak, fwhm_z = _spline_fwhm(zs, line - background)
+    except FitError:  # a dim bead's plane fits may stop above half maximum: a rough seed
+        z0, peak, fwhm_z = float(np.argmax(line)), float(line.max() - background), len(zs) / 2
+    if peak <= 0:
+        raise FitError("no peak above the background")
     seed = np.array([peak, z0, ly, lx, fwhm_z / 2, fwhm_z / 2, top.params[3], top.params[4]])
     core = np.broadcast_to(keep, models.shape) & (models > _CORE * peak)
     fit = _fit_core(win[ks] - background, core, np.append(seed, fwhm_z))
@@ -172,7 +177,7 @@ def _combine(
 _CORE = 0.12
 # The exponent of the core model: the shape of an Airy core (box-averaged over a pixel) from
 # its top down to ~12 %, flatter than a Gaussian's.
-_P = 2.15
+_P = 2.1
 
 
 def _fit_core(data: np.ndarray, core: np.ndarray, p0: np.ndarray) -> np.ndarray:
