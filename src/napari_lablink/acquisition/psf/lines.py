@@ -175,9 +175,13 @@ def _combine(
 # the defocused pedestal begin, which a smooth model does not describe; above it too few voxels
 # remain at low signal.
 _CORE = 0.12
-# The exponent of the core model: the shape of an Airy core (box-averaged over a pixel) from
-# its top down to ~12 %, flatter than a Gaussian's.
+# The core model's exponents across and along the axis: a diffraction-limited core (an Airy
+# disc box-averaged over a pixel; the axial profile of a widefield objective) from its top down
+# to ~12 % is flatter than a Gaussian (exponent 2). Fitted to psfmodels' PSFs over NA 0.8-1.45,
+# these keep the FWHMs within ~2 % of the truth, and within ~2 % of a Gaussian PSF's too.
 _P = 2.1
+_PZ = 2.2
+_M = 2 * _PZ / _P  # the power of the axial term in u, so that on the axis the exponent is _PZ
 
 
 def _fit_core(data: np.ndarray, core: np.ndarray, p0: np.ndarray) -> np.ndarray:
@@ -202,24 +206,26 @@ def _fit_core(data: np.ndarray, core: np.ndarray, p0: np.ndarray) -> np.ndarray:
         h = np.where(below, hl, hr)
         grow = 1.0 + (dz / d) ** 2
         lateral = (dy / hy) ** 2 + (dx / hx) ** 2
-        u = np.maximum((dz / h) ** 2 + lateral / grow, 1e-12)
+        axial = np.abs(dz / h) ** _M
+        u = np.maximum(axial + lateral / grow, 1e-12)
         e = np.exp2(-(u**half_p))
-        return dz, dy, dx, below, h, grow, lateral, u, e
+        return dz, dy, dx, below, h, grow, lateral, u, e, axial
 
     def residuals(p: np.ndarray) -> np.ndarray:
-        e = terms(p)[-1]
+        e = terms(p)[-2]
         r: np.ndarray = p[0] * e - v
         return r
 
     def jacobian(p: np.ndarray) -> np.ndarray:  # one row per parameter (col_deriv)
         a, _, _, _, _, _, hy, hx, d = p
-        dz, dy, dx, below, h, grow, lateral, u, e = terms(p)
+        dz, dy, dx, below, h, grow, lateral, u, e, axial = terms(p)
+        slope = np.divide(_M * axial, dz, out=np.zeros_like(dz), where=dz != 0)
         du = -a * e * np.log(2.0) * half_p * u ** (half_p - 1)  # d value / d u
         jac[0] = e
-        jac[1] = du * (-2 * dz / h**2 + lateral * 2 * dz / (d * d * grow * grow))
+        jac[1] = du * (-slope + lateral * 2 * dz / (d * d * grow * grow))
         jac[2] = du * (-2 * dy / (hy * hy * grow))
         jac[3] = du * (-2 * dx / (hx * hx * grow))
-        dh = du * (-2 * dz * dz / h**3)
+        dh = du * (-_M * axial / h)
         jac[4] = np.where(below, dh, 0.0)
         jac[5] = np.where(below, 0.0, dh)
         jac[6] = du * (-2 * dy * dy / (hy**3 * grow))
