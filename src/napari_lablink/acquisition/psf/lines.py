@@ -200,7 +200,7 @@ def _fit_core(data: np.ndarray, core: np.ndarray, p0: np.ndarray) -> np.ndarray:
     jac = np.empty((9, len(v)))
 
     def terms(p: np.ndarray) -> tuple[np.ndarray, ...]:
-        a, z0, y0, x0, hl, hr, hy, hx, d = p
+        _, z0, y0, x0, hl, hr, hy, hx, d = p
         dz, dy, dx = z - z0, y - y0, x - x0
         below = dz < 0
         h = np.where(below, hl, hr)
