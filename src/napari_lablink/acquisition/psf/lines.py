@@ -1,22 +1,27 @@
 """FWHM along the lines through a bead's 3-D maximum, as the field defines the PSF's widths.
 
 A real objective's PSF is not separable: its planes widen and change shape with defocus, so a
-projection (or a separable Gaussian) is wider than the line through the bead, and a Gaussian is
-narrower than an Airy core. Here every plane of the window gets its own 2-D fit with a
-generalised Gaussian ``B + A * 2 ** -(q ** (p / 2))``, ``q = (dx / hx)**2 + (dy / hy)**2``,
-whose half widths ``hx``, ``hy`` are half the FWHMs along x and y whatever the shape ``p`` (kept
-between 1.7 and 2.8: an Airy core box-averaged over a pixel lies inside). Each plane uses all of
-its pixels, so the line values it yields are far less noisy than single pixels.
+projection (or a separable Gaussian) is wider than the line through the bead; a Gaussian is
+narrower than an Airy core; and with spherical aberration the axial profile is lopsided. Two
+steps:
 
-- The axial profile is the plane models' values on the line through the centre minus their
-  background; its maximum (a parabola through the top in log space) and its half-maximum
-  crossings (a local quadratic through the samples around each crossing) give z and FWHM z,
-  with no assumption about the profile's shape: aberrated profiles are lopsided.
-- FWHM x and y are the plane fits' widths interpolated to that maximum.
-- Pixels nearer to another bead than to this one are left out of every fit.
-- ``quality`` is the share of the bead's signal the models explain, with the noise's share
-  taken out (estimated from the residual's pixel-to-pixel roughness, which a model mismatch
-  hardly has): it stays near 1 for a true bead at any signal level.
+- Every plane of the window gets its own 2-D generalised Gaussian
+  ``B + A * 2 ** -(q ** (p / 2))``, ``q = (dx / hx)**2 + (dy / hy)**2``, fitted outwards from the
+  brightest plane. These give the bead's centre, seeds for its widths, and a smooth picture of
+  where its light is (``quality`` comes from them too).
+- One 3-D model is then fitted to the bead's *core*: the voxels where the plane fits exceed 12 %
+  of the peak (chosen from the fits, not the noisy data, so the choice does not bias). On the
+  axis the model is a generalised Gaussian in z with its own half width either side of the
+  maximum; across, a generalised Gaussian whose widths grow with defocus. Its exponents are those
+  of a diffraction-limited core, so its half widths are the FWHMs along the lines through the
+  maximum: FWHM z = lower + upper half width, FWHM x, y = twice the lateral half widths. It
+  pools every bright voxel of the bead (a dim bead's widths are not left to one noisy plane or
+  line) and leaves out the rings and the defocused pedestal, which no smooth model describes.
+
+Pixels nearer to another bead than to this one are left out of every fit. ``quality`` is the
+share of the bead's signal the plane models explain, with the noise's share taken out
+(estimated from the residual's pixel-to-pixel roughness, which a model mismatch hardly has): it
+stays near 1 for a true bead at any signal level.
 """
 
 from __future__ import annotations
@@ -185,12 +190,13 @@ _M = 2 * _PZ / _P  # the power of the axial term in u, so that on the axis the e
 
 
 def _fit_core(data: np.ndarray, core: np.ndarray, p0: np.ndarray) -> np.ndarray:
-    """``a 2**-(u ** (P/2))`` with ``u = (dz/h)**2 + ((dy/hy)**2 + (dx/hx)**2) / g(dz)``.
+    """``a 2**-(u ** (P/2))`` with ``u = |dz/h|**M + ((dy/hy)**2 + (dx/hx)**2) / g(dz)``.
 
     ``h`` is ``hl`` below the maximum and ``hr`` above it (aberrated profiles are lopsided),
     ``g = 1 + (dz/d)**2`` widens the planes with defocus. At the maximum, the half-maximum
     lies at ``dz = -hl, +hr`` on the axis and at ``hy``, ``hx`` across it: the FWHMs are
     ``hl + hr``, ``2 hy`` and ``2 hx``. Parameters: a, z0, y0, x0, hl, hr, hy, hx, d.
+    ``data`` is background-free; ``core`` the voxels fitted.
     """
     z, y, x = (c.astype(float) for c in np.nonzero(core))
     v = data[core]
