@@ -15,6 +15,10 @@ Per configuration and axis: the median |error| in % over the beads each found. A
 time per bead, and per configuration the beads found / missed / spurious as comment lines.
 
 ``python benchmarks/bench_psf_accuracy.py [--seeds N] [NAME ...]``
+
+napari-psf-analysis pins an older napari, so it is best kept out of the project's environment:
+a venv with only ``pip install --no-deps napari-psf-analysis`` and a ``.pth`` file pointing at
+the project environment's site-packages runs this script with both.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from napari_lablink.acquisition.psf.results import DEFAULT_OPTIONS, PSFOptions
 
 
 def find_beads(stack: np.ndarray, options: PSFOptions = DEFAULT_OPTIONS) -> np.ndarray:
-    """Integer (z, y, x) peaks of bright, isolated spots, brightest first.
+    """Integer (z, y, x) peaks of bright spots, brightest first, side lobes left out.
 
     Detection runs on the maximum projection along z (one 2-D pass instead of a 3-D one: ~20x
     cheaper); each spot's plane is then the brightest plane of its 3 x 3 column.
@@ -28,15 +28,75 @@ def find_beads(stack: np.ndarray, options: PSFOptions = DEFAULT_OPTIONS) -> np.n
     ys, xs = np.nonzero(peaks)
     if not len(ys):
         return np.empty((0, 3), dtype=int)
-    order = np.argsort(smooth[ys, xs])[::-1][: options.max_beads]
+    order = np.argsort(smooth[ys, xs])[::-1]
     ys, xs = ys[order], xs[order]
-    zs = np.array([_brightest_plane(stack, int(y), int(x)) for y, x in zip(ys, xs, strict=True)])
-    return np.stack([zs, ys, xs], axis=1).astype(int)
+    columns = [_column(stack, int(y), int(x)) for y, x in zip(ys, xs, strict=True)]
+    zs = np.array([int(np.argmax(c)) for c in columns])
+    found = np.stack([zs, ys, xs], axis=1).astype(int)
+    if options.side_lobe_ratio > 0:
+        found = found[_not_side_lobes(found, smooth - level, columns, options.side_lobe_ratio)]
+    return found[: options.max_beads]
+
+
+# The first side lobe of a diffraction-limited spot lies ~1.6 FWHM from its centre, laterally
+# (the Airy ring) and axially alike; a candidate within this many such radii can be one.
+_LOBE_REACH = 1.5
+_RING_PER_FWHM = 1.6
+
+
+def _not_side_lobes(
+    found: np.ndarray, height: np.ndarray, columns: list[np.ndarray], ratio: float
+) -> np.ndarray:
+    """Which candidates (brightest first) are not side lobes of a brighter accepted one.
+
+    A candidate is a side lobe when it lies within ``_LOBE_REACH`` ring radii of a brighter
+    bead (an ellipsoid: the ring radius laterally and axially from that bead's own FWHMs in
+    the projection and its column) and is at most ``ratio`` times as bright there: what an
+    aberrated bead's rings or lobes reach in the projection. Two real beads that close and
+    that unequal could not be measured apart anyway.
+    """
+    keep = np.ones(len(found), dtype=bool)
+    radii: list[tuple[float, float]] = []
+    for i, (z, y, x) in enumerate(found):
+        h = float(height[y, x])
+        for j in range(i):
+            if not keep[j]:
+                continue
+            zj, yj, xj = found[j]
+            lateral, axial = radii[j]
+            distance = np.hypot(np.hypot(y - yj, x - xj) / lateral, (z - zj) / axial)
+            if distance <= _LOBE_REACH and h <= ratio * float(height[yj, xj]):
+                keep[i] = False
+                break
+        lateral = _RING_PER_FWHM * min(_width(height[y, :], x), _width(height[:, x], y))
+        base = float(np.partition(columns[i], len(columns[i]) // 10)[len(columns[i]) // 10])
+        axial = _RING_PER_FWHM * _width(columns[i] - base, int(z))
+        radii.append((max(lateral, 1.0), max(axial, 1.0)))
+    return keep
+
+
+def _width(profile: np.ndarray, centre: int) -> float:
+    """Twice the shorter distance from ``centre`` to where the profile (background 0) falls
+    below half its value there: a neighbour on one side does not widen it."""
+    half = float(profile[centre]) / 2
+    left = np.flatnonzero(profile[:centre] < half)
+    right = np.flatnonzero(profile[centre:] < half)
+    reach = min(
+        centre - left[-1] - 0.5 if len(left) else np.inf,
+        right[0] - 0.5 if len(right) else np.inf,
+    )
+    return float(2 * reach) if np.isfinite(reach) else float(len(profile))
+
+
+def _column(stack: np.ndarray, y: int, x: int) -> np.ndarray:
+    """The sum over a 3 x 3 column around (y, x), plane by plane."""
+    column = stack[:, max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2]
+    values: np.ndarray = column.sum(axis=(1, 2), dtype=np.float64)
+    return values
 
 
 def _brightest_plane(stack: np.ndarray, y: int, x: int) -> int:
-    column = stack[:, max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2]
-    return int(np.argmax(column.sum(axis=(1, 2), dtype=np.float64)))
+    return int(np.argmax(_column(stack, y, x)))
 
 
 def refine_positions(stack: np.ndarray, positions: np.ndarray, radius: int) -> np.ndarray:

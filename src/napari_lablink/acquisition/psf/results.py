@@ -23,7 +23,9 @@ class PSFOptions:
     lines through the bead's maximum (right on real optics); ``"separable"`` and
     ``"gaussian3d"`` fit Gaussians (exact only for a Gaussian PSF). Beads are reported as
     failed when ``quality`` (``"lines"``) or R-squared (the Gaussian methods) is below
-    ``min_quality`` or ``min_r_squared``.
+    ``min_quality`` or ``min_r_squared``. ``side_lobe_ratio``: a detected spot near a brighter
+    bead and at most this share of its brightness is taken for its ring or lobe, not a bead
+    (0 keeps every spot).
     """
 
     method: Method = "lines"
@@ -35,6 +37,7 @@ class PSFOptions:
     min_r_squared: float = 0.5
     min_quality: float = 0.6
     refine_radius_px: int = 3
+    side_lobe_ratio: float = 0.6
 
 
 DEFAULT_OPTIONS = PSFOptions()
