@@ -6,12 +6,20 @@ the same way: one after another (serial), and from a thread pool of the size tha
 (the best any client gets from that server). PIMS runs with one uvicorn worker and with four,
 as deployments do. All must give identical pixels (checked against the source file). Prints
 BENCH lines (see benchmarks/_bench.py). Needs the PIMS venv (built on first use).
+
+It also measures the CPU seconds one read costs, in the PIMS processes and in this one: when a
+serial read is busy all the time (no waiting to overlap), no client can beat
+``serial wall x cores / CPU per read``, which the ``cpu_ceiling`` lines report (Linux only).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import tempfile
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,6 +39,37 @@ except ImportError:
     from _bench import bench, best_of
 
 SIZE = 4096
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) so far of process ``pid`` and all its descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    todo += [int(child) for child in children.read().split()]
+        except FileNotFoundError:  # ended meanwhile
+            continue
+    return total
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_of(fn: Callable[[], object], server: int) -> tuple[float, float, float]:
+    """(server CPU, client CPU, wall) seconds of one run of ``fn``."""
+    server_before, client_before, start = tree_cpu(server), own_cpu(), time.perf_counter()
+    fn()
+    wall = time.perf_counter() - start
+    return tree_cpu(server) - server_before, own_cpu() - client_before, wall
 
 
 def windows(chunks: tuple[tuple[int, ...], ...]) -> list[tuple[int, int, int, int]]:
@@ -97,8 +136,18 @@ def measure(image_path: Path, expected: np.ndarray, workers: int, repeat: int) -
             with dask.config.set({"scheduler": "threads", "num_workers": threads}):
                 np.testing.assert_array_equal(level.compute(), expected)
                 timings[threads or "default"] = best_of(level.compute, repeat)
+        assert pims.process is not None
+        serial_cpu = cpu_of(lambda: raw(pims.base_url, path, chunks, 1), pims.process.pid)
+        plugin_cpu = cpu_of(level.compute, pims.process.pid)
     n = len(chunks[0]) * len(chunks[1])
     print(f"# {workers} worker(s): {n} windows of {chunks[0][0]} x {chunks[1][0]} px")
+    for name, (server, client, wall) in (("serial", serial_cpu), ("plugin", plugin_cpu)):
+        print(
+            f"# {workers} worker(s), {name} read: {wall:.2f} s, CPU {server:.2f} s PIMS + "
+            f"{client:.2f} s client"
+        )
+    # Other processes' load lengthens the wall time, so on a busy machine this overestimates.
+    timings["ceiling"] = serial_cpu[2] * (os.cpu_count() or 1) / (serial_cpu[0] + serial_cpu[1])
     return timings
 
 
@@ -124,6 +173,8 @@ def main() -> None:
         # Throughput relative to the best raw client: >= 0.9 is the goal.
         bench(f"pims_read_{label}_vs_best", timings["best"] / plugin, "x", 1.0)
         bench(f"pims_read_{label}_speedup_over_serial", timings["serial"] / plugin, "x", 1.0)
+        # The most any client can gain over serial on this machine's cores (the goal is 2.5).
+        bench(f"pims_read_{label}_cpu_ceiling_over_serial", timings["ceiling"], "x", 2.5)
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ def test_no_secret_reaches_logs_messages_or_metadata(
         assert all(secret not in text for text in texts)
 
 
-def test_a_worker_reopens_a_deployments_connection_with_the_access_token(
+def test_a_worker_reopens_a_deployments_connection_with_its_own_access_tokens(
     deployment: ArkitektStandIn,
     mikro: MikroStandIn,
     seeded: dict[str, str],
@@ -221,7 +221,8 @@ def test_a_worker_reopens_a_deployments_connection_with_the_access_token(
     open_image(uri)
     server = shared_connection(uri)
     assert isinstance(server, MikroServer)
-    # What a dask.distributed worker gets: no login, the granted GraphQL and an access token.
+    # What a dask.distributed worker gets: no login, the granted GraphQL and the grant's client
+    # credentials, with which it fetches its own access tokens.
     worker = pickle.loads(pickle.dumps(server.session))
     assert worker is not server.session
     assert worker.transport.base_url == server.transport.base_url

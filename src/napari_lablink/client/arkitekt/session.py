@@ -41,6 +41,7 @@ from napari_lablink.client.arkitekt.registration import (
 )
 from napari_lablink.client.arkitekt.storage import GrantStore, MemoryGrantStore, StoredGrant
 from napari_lablink.client.arkitekt.tokens import BearerAuth, TokenProvider
+from napari_lablink.client.arkitekt.workers import WorkerTokens
 
 __all__ = ["FAKTS_TOKEN_VARIABLE", "ArkitektSession", "login", "logout"]
 
@@ -88,6 +89,10 @@ class ArkitektSession:
     def auth_for(self, url: str) -> BearerAuth:
         """httpx auth sending the access token to ``url``'s origin only."""
         return BearerAuth(self.tokens, url)
+
+    def worker_tokens(self) -> WorkerTokens:
+        """What a ``dask.distributed`` worker gets its own access tokens with."""
+        return WorkerTokens.of(self.configuration)
 
     def close(self) -> None:
         self.tokens.close()

@@ -15,6 +15,7 @@ import httpx
 
 from napari_lablink.client.arkitekt.deployments import deployments
 from napari_lablink.client.arkitekt.session import ArkitektSession
+from napari_lablink.client.arkitekt.workers import WorkerTokens
 from napari_lablink.client.config import Credentials
 from napari_lablink.client.transport import HeaderAuth
 from napari_lablink.client.uri import RemoteURI
@@ -29,10 +30,10 @@ class MikroRoute:
     base_url: str  # GraphQL is at base_url + "/graphql"
     auth: httpx.Auth
     secrets: Callable[[], Iterable[str | None]]
-    #: The bearer token a ``dask.distributed`` worker reopens the connection with. A worker
-    #: cannot log in to Arkitekt: it gets the access token current when the work was sent, so
-    #: distributed work that outlives that token needs a static token.
-    worker_token: Callable[[], str | None]
+    #: What a ``dask.distributed`` worker reopens the connection with: the static token, or
+    #: with an Arkitekt login the grant's client credentials, with which a worker fetches and
+    #: renews its own access tokens (it cannot log in, and work may outlive any one token).
+    worker_login: Callable[[], str | WorkerTokens | None]
     #: The S3 endpoint the deployment granted (None: the URI's or the configuration's).
     granted_s3: str | None = None
     session: ArkitektSession | None = None
@@ -57,7 +58,7 @@ def mikro_route(uri: RemoteURI, credentials: Credentials) -> MikroRoute:
         base,
         session.auth_for(base),
         lambda: (*credentials.secrets, *session.tokens.secrets()),
-        session.access_token,
+        session.worker_tokens,
         session.s3_endpoint,
         session,
     )

@@ -60,7 +60,7 @@ class MikroServer(RoiMethods, Server):
         self._images_first = bool(self.uri.prefix) or (
             session is not None and session.configuration.shape != "G1"
         )
-        self.session = MikroSession(self.transport, route.worker_token)
+        self.session = MikroSession(self.transport, route.worker_login)
         generations: list[Generation] = [Images(self.session), Representations(self.session)]
         self._generations = {g.kind: g for g in generations}
         #: The generation whose listing this server answered, once one did.

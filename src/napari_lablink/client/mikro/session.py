@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from napari_lablink.client.arkitekt.workers import WorkerTokens
 from napari_lablink.client.errors import (
     AuthenticationError,
     LablinkError,
@@ -37,13 +38,16 @@ class MikroSession:
     """GraphQL operations on one server; what every generation's reads and writes go through.
 
     A session pickles (inside the grant sources of lazy arrays sent to ``dask.distributed``
-    workers) as what another process needs to open the same session: the server and the token.
-    Each process then keeps one session per server and token, so its chunk reads share a pool.
+    workers) as what another process needs to open the same session: the server and ``login``'s
+    answer, the token or an Arkitekt grant's :class:`WorkerTokens`. Each process then keeps one
+    session per server and login, so its chunk reads share a pool.
     """
 
-    def __init__(self, transport: Transport, token: Callable[[], str | None]) -> None:
+    def __init__(
+        self, transport: Transport, login: Callable[[], str | WorkerTokens | None]
+    ) -> None:
         self.transport = transport
-        self._token = token
+        self._login = login
 
     @classmethod
     def connect(cls, base_url: str, label: str, token: Callable[[], str | None]) -> MikroSession:
@@ -57,8 +61,10 @@ class MikroSession:
         return cls(transport, token)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        login = _Login(self.transport.base_url, self.label, self._token())
-        return (_session_for, (login,))
+        login = self._login()
+        if isinstance(login, WorkerTokens):
+            return (_session_for, (_Login(self.transport.base_url, self.label, None, login),))
+        return (_session_for, (_Login(self.transport.base_url, self.label, login),))
 
     def close(self) -> None:
         self.transport.close()
@@ -143,6 +149,7 @@ class _Login:
     base_url: str
     label: str
     token: str | None = field(repr=False)
+    tokens: WorkerTokens | None = None
 
 
 _sessions: dict[_Login, MikroSession] = {}
@@ -154,7 +161,21 @@ def _session_for(login: _Login) -> MikroSession:
     with _sessions_lock:
         session = _sessions.get(login)
         if session is None or session.transport.closed:
-            token = login.token
-            session = MikroSession.connect(login.base_url, login.label, lambda: token)
+            session = _open(login)
             _sessions[login] = session
         return session
+
+
+def _open(login: _Login) -> MikroSession:
+    tokens = login.tokens
+    if tokens is None:
+        token = login.token
+        return MikroSession.connect(login.base_url, login.label, lambda: token)
+    provider = tokens.provider()
+    transport = Transport(
+        login.base_url,
+        label=login.label,
+        auth=tokens.auth_for(login.base_url),
+        secrets=provider.secrets,
+    )
+    return MikroSession(transport, lambda: tokens)

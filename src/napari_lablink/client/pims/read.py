@@ -186,18 +186,9 @@ class _WindowReader:
         name = "pims-" + tokenize(
             self.session.uri.base_url, self.path, tier.level, self.rgb_samples
         )
-        starts_y = np.cumsum((0, *chunks_y[:-1]))
-        starts_x = np.cumsum((0, *chunks_x[:-1]))
-
-        def read(index: tuple[int, ...]) -> np.ndarray:
-            ci, t, z, yi, xi = index
-            region = (int(starts_y[yi]), int(starts_x[xi]), chunks_y[yi], chunks_x[xi])
-            channel = None if self.rgb_samples else ci
-            return self.fetch(tier.level, region, channel, z, t)
-
         # Windows of one compute are fetched together, however few threads dask has: a PIMS
         # deployment serves them in parallel with several workers.
-        ahead = ReadAhead(read)
+        ahead = ReadAhead(_TierWindows(self, tier.level, chunks_y, chunks_x))
         return chunked_array(name, chunks, self.dtype, ahead.read, plan=ahead.plan)
 
     def fetch(
@@ -222,6 +213,31 @@ class _WindowReader:
                 self.path,
             ),
         )[:, None, None]
+
+
+class _TierWindows:
+    """Reads the chunk at a grid index of one tier; a class, not a closure, so that it pickles
+    (with its reader and session) for ``dask.distributed`` workers."""
+
+    def __init__(
+        self,
+        reader: _WindowReader,
+        level: int,
+        chunks_y: tuple[int, ...],
+        chunks_x: tuple[int, ...],
+    ) -> None:
+        self.reader = reader
+        self.level = level
+        self.chunks_y = chunks_y
+        self.chunks_x = chunks_x
+        self._starts_y = np.cumsum((0, *chunks_y[:-1])).tolist()
+        self._starts_x = np.cumsum((0, *chunks_x[:-1])).tolist()
+
+    def __call__(self, index: tuple[int, ...]) -> np.ndarray:
+        ci, t, z, yi, xi = index
+        region = (self._starts_y[yi], self._starts_x[xi], self.chunks_y[yi], self.chunks_x[xi])
+        channel = None if self.reader.rgb_samples else ci
+        return self.reader.fetch(self.level, region, channel, z, t)
 
 
 def decode_window(

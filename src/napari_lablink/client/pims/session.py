@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 from urllib.parse import quote
 
@@ -20,17 +21,26 @@ _CLIENT_ERRORS = tuple(range(400, 500))
 
 
 class PimsSession:
-    """Calls to one PIMS server (standalone PIMS has no authentication)."""
+    """Calls to one PIMS server (standalone PIMS has no authentication).
+
+    A session pickles (inside the lazy arrays sent to ``dask.distributed`` workers) as what
+    opens the same session in another process; each process keeps one session per server, so
+    its window reads share one connection pool.
+    """
 
     def __init__(self, uri: RemoteURI, label: str, credentials: Credentials) -> None:
         self.uri = uri
         self.label = label
+        self._credentials = credentials
         self.transport = Transport(
             uri.base_url,
             label=label,
             secrets=lambda: credentials.secrets,
             max_connections=MAX_CONNECTIONS,
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_session_for, (self.uri, self.label, self._credentials))
 
     def close(self) -> None:
         self.transport.close()
@@ -119,6 +129,20 @@ class PimsSession:
             obj=path,
             hint="The image may have changed on the server; reopen it",
         )
+
+
+_sessions: dict[tuple[RemoteURI, str, Credentials], PimsSession] = {}
+_sessions_lock = threading.Lock()
+
+
+def _session_for(uri: RemoteURI, label: str, credentials: Credentials) -> PimsSession:
+    """This process's session with the server, opened on first use (a worker's, usually)."""
+    with _sessions_lock:
+        session = _sessions.get((uri, label, credentials))
+        if session is None or session.transport.closed:
+            session = PimsSession(uri, label, credentials)
+            _sessions[uri, label, credentials] = session
+        return session
 
 
 def content_type(response: httpx.Response) -> str:

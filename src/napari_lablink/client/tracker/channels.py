@@ -13,6 +13,7 @@ import io
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import CancelledError, Executor, Future
@@ -132,15 +133,28 @@ class ChannelCache:
     once, so they overlap however few threads the caller (dask) computes with.
     """
 
-    def __init__(self, executor: Executor | None = None, max_bytes: int = CACHE_BYTES) -> None:
+    def __init__(
+        self,
+        executor: Executor | None = None,
+        max_bytes: int = CACHE_BYTES,
+        *,
+        key: str | None = None,
+    ) -> None:
         self._executor = executor
         self.max_bytes = max_bytes
+        self._key = key or uuid.uuid4().hex
+        _caches[self._key] = self
         self._lock = threading.Lock()
         self._loading: dict[_Key, Future[np.ndarray]] = {}
         #: Downloads started ahead of a compute, with when, until the compute collects them.
         self._prefetched: dict[_Key, tuple[float, Future[np.ndarray]]] = {}
         self._kept: OrderedDict[_Key, np.ndarray] = OrderedDict()
         self.nbytes = 0
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Arrays sent to dask.distributed workers bring the cache along as its key: each
+        # process keeps its own (without prefetching; only the client plans computes).
+        return (_cache_for, (self._key, self.max_bytes))
 
     def image(self, image_id: str, fetch: Callable[[str], np.ndarray]) -> ImageChannels:
         """The channels of image ``image_id``, fetched by name with ``fetch``."""
@@ -243,6 +257,19 @@ class ChannelCache:
                 del self._prefetched[key]
 
 
+#: The caches alive in this process, by key: every array of a connection unpickled here shares one.
+_caches: weakref.WeakValueDictionary[str, ChannelCache] = weakref.WeakValueDictionary()
+_caches_lock = threading.Lock()
+
+
+def _cache_for(key: str, max_bytes: int) -> ChannelCache:
+    with _caches_lock:
+        cache = _caches.get(key)
+        if cache is None:
+            cache = ChannelCache(max_bytes=max_bytes, key=key)
+        return cache
+
+
 class ImageChannels:
     """One image's view of a :class:`ChannelCache`: channels by name."""
 
@@ -271,6 +298,18 @@ def channel_stack(cache: ImageChannels, names: Sequence[str], shape: tuple[int, 
         f"mibi-channels-{uuid.uuid4().hex}",
         ((1,) * len(names), (shape[0],), (shape[1],)),
         np.uint16,
-        lambda index: cache.block(names[index[0]]),
+        _ChannelBlocks(cache, tuple(names)),
         plan=lambda indices: cache.prefetch(names[index[0]] for index in indices),
     )
+
+
+class _ChannelBlocks:
+    """Reads the chunk at a grid index of a channel stack; a class, not a closure, so that it
+    pickles (with its cache and session) for ``dask.distributed`` workers."""
+
+    def __init__(self, cache: ImageChannels, names: tuple[str, ...]) -> None:
+        self.cache = cache
+        self.names = names
+
+    def __call__(self, index: tuple[int, ...]) -> np.ndarray:
+        return self.cache.block(self.names[index[0]])

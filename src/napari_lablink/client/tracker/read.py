@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -79,22 +80,17 @@ def open_image(session: TrackerSession, uri: RemoteURI, channels: ChannelCache) 
         )
     masses = {c.target: c.mass for c in records.image_conjugates(session, image.id) if c.target}
 
-    def plane(name: str) -> np.ndarray:
-        data = channel_data(session, image.id, name)
-        if data.shape != (frame, frame):
-            raise ProtocolError(
-                f"Channel {name!r} is {data.shape[1]}x{data.shape[0]} pixels; the image object "
-                f"says {frame}x{frame}",
-                server=session.label,
-                obj=obj,
-            )
-        return data
-
     return RemoteImage(
         uri=str(uri.without_options()),
         name=_image_name(image),
         dims=("c", "y", "x"),
-        levels=[channel_stack(channels.image(str(image.id), plane), image.pngs, (frame, frame))],
+        levels=[
+            channel_stack(
+                channels.image(str(image.id), _ChannelReader(session, image.id, frame)),
+                image.pngs,
+                (frame, frame),
+            )
+        ],
         pixel_size=pixel_size(image),
         channels=[
             _channel(name, masses.get(name), image.channel_settings.get(name))
@@ -102,6 +98,27 @@ def open_image(session: TrackerSession, uri: RemoteURI, channels: ChannelCache) 
         ],
         server_metadata=_server_metadata(image, masses),
     )
+
+
+@dataclass(frozen=True)
+class _ChannelReader:
+    """Reads one channel of an image by name, checked against the image's size; a class, not a
+    closure, so that it pickles (with its session) for ``dask.distributed`` workers."""
+
+    session: TrackerSession
+    image_id: int | str
+    frame: int
+
+    def __call__(self, name: str) -> np.ndarray:
+        data = channel_data(self.session, self.image_id, name)
+        if data.shape != (self.frame, self.frame):
+            raise ProtocolError(
+                f"Channel {name!r} is {data.shape[1]}x{data.shape[0]} pixels; the image object "
+                f"says {self.frame}x{self.frame}",
+                server=self.session.label,
+                obj=f"image {self.image_id}",
+            )
+        return data
 
 
 def pixel_size(image: TrackerImage) -> dict[str, float]:

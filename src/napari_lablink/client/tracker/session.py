@@ -14,6 +14,7 @@ import io
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -46,6 +47,11 @@ class TrackerSession:
 
     ``uri`` is the server's (no object), ``label`` how errors name it. ``clock`` (monotonic
     seconds) decides when the token is refreshed; tests pass their own.
+
+    A session pickles (inside the lazy arrays sent to ``dask.distributed`` workers) as what
+    another process needs to start the same session: the server, the current token and the
+    email and password, if any, so that a worker refreshes or logs in again as this one does.
+    Each process keeps one session per login, so its downloads share a pool.
     """
 
     def __init__(
@@ -78,6 +84,10 @@ class TrackerSession:
         except BaseException:
             self.transport.close()
             raise
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        credentials = replace(self._credentials, token=self.token)
+        return (_session_for, (self.uri, self.label, credentials, self._refresh_seconds))
 
     def secrets(self) -> tuple[str, ...]:
         """What must never appear in a message: the credentials and the current token."""
@@ -292,3 +302,24 @@ class TrackerSession:
         obj = f"file {path}"
         url = self.signed_url("download/", obj, path=path)
         return io.BytesIO(self.transfer("GET", url, obj=obj).content)
+
+
+_sessions: dict[tuple[RemoteURI, str, Credentials, float | None], TrackerSession] = {}
+_sessions_lock = threading.Lock()
+
+
+def _session_for(
+    uri: RemoteURI, label: str, credentials: Credentials, refresh_seconds: float | None
+) -> TrackerSession:
+    """This process's session for a login, started on first use (a worker's, usually).
+
+    With a password the session renews its own token, so a newer token does not need another.
+    """
+    login = credentials.email and credentials.password
+    key = (uri, label, replace(credentials, token=None) if login else credentials, refresh_seconds)
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None or session.transport.closed:
+            session = TrackerSession(uri, label, credentials, refresh_seconds=refresh_seconds)
+            _sessions[key] = session
+        return session
