@@ -32,6 +32,13 @@ _NOT_KEPT = (
 )
 
 
+_COLOURS_NOT_KEPT = {
+    "image": "mikro generation 2 keeps no colours with ROIs: {n} colour(s) were not saved",
+    "representation": "mikro generation 1 shows a ROI's colour but its API cannot set one: "
+    "{n} colour(s) were not saved",
+}
+
+
 class RoiMethods:
     """ROIs of the images of one mikro server."""
 
@@ -153,6 +160,15 @@ class RoiMethods:
             if gone in present:
                 wire.delete(gone)
                 report.deleted.append(gone)
+        # Created ROIs and (generation 1) re-created ones start colourless on the server.
+        fresh = set(report.created) | (set(report.updated) if wire.kind == "representation" else set())
+        lost = sum(
+            r.color is not None
+            and (new_id in fresh or (r.id in present and present[r.id].color != r.color))
+            for r, new_id in zip(found.rois, report.ids, strict=True)
+        )
+        if lost:
+            report.warnings.append(_COLOURS_NOT_KEPT[wire.kind].format(n=lost))
         if not wire.keeps_labels:
             dropped = sum(bool(r.label) + bool(r.tags) for r in found.rois)
             if dropped:
