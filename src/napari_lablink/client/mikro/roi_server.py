@@ -161,7 +161,9 @@ class RoiMethods:
                 wire.delete(gone)
                 report.deleted.append(gone)
         # Created ROIs and (generation 1) re-created ones start colourless on the server.
-        fresh = set(report.created) | (set(report.updated) if wire.kind == "representation" else set())
+        fresh = set(report.created)
+        if wire.kind == "representation":
+            fresh |= set(report.updated)
         lost = sum(
             r.color is not None
             and (new_id in fresh or (r.id in present and present[r.id].color != r.color))
