@@ -6,8 +6,9 @@ comes back as its exception and the widget shows it itself, next to the profile 
 Opening goes through napari's reader (``viewer.open(uri, plugin="napari-lablink")``), exactly
 as a URI typed or pasted anywhere else would; the channel picker narrows it with the URI's
 ``channels`` option and the "Load ROIs" box with its ``rois`` option (unchecked: ``rois=0``;
-checked: the reader's default, ROI layers when the image has ROIs). Each listed image is also opened in the background (metadata and one plane
-of its smallest level) for its thumbnail and the facts a listing lacks (:mod:`.preview`).
+checked: the reader's default, ROI layers when the image has ROIs). Each listed image is also
+opened in the background (metadata and one plane of its smallest level) for its thumbnail and
+the facts a listing lacks (:mod:`.preview`).
 """
 
 from __future__ import annotations
