@@ -173,6 +173,19 @@ def test_moved_and_deleted_shapes_update_on_save(
     assert len([r for r in mikro_clean.rois.all(generation) if uri.endswith(r.target)]) == 3
 
 
+def test_the_saved_layer_learns_its_ids_even_beside_a_namesake(
+    make_napari_viewer, mikro_clean, token_env, target
+) -> None:
+    uri = target("image")
+    drawing = make_napari_viewer()
+    saved = drawing.add_points(np.asarray([[0.5, 1.0, 1.0]]), name="beads")
+    other = make_napari_viewer()  # now the current viewer, with a layer of the same name
+    namesake = other.add_points(np.asarray([[1.0, 2.0, 2.0]]), name="beads")
+    _save(drawing, uri, saved)
+    assert saved.features["roi_id"][0] and "roi_id" not in namesake.features
+    assert "rois" not in namesake.metadata.get("lablink", {})
+
+
 def test_saving_to_another_image_is_refused(
     make_napari_viewer, mikro_clean, token_env, target
 ) -> None:
@@ -209,7 +222,11 @@ def test_live_updates_reach_an_open_layer(
     live = live_layers()[id(shapes)]
     # The Shapes and the Points layer each watch the image.
     qtbot.waitUntil(
-        lambda: live.watch.connected and mikro_clean.rois.subscriber_count() == before + 2,
+        lambda: (
+            live.watch is not None
+            and live.watch.connected
+            and mikro_clean.rois.subscriber_count() == before + 2
+        ),
         timeout=10000,
     )
     roi_id = _raw_roi(mikro_clean, uri, "RECTANGLE", [[0, 0, 2, 4, 5], [0, 0, 2, 9, 15]])
