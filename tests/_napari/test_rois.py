@@ -88,6 +88,21 @@ def test_rois_of_another_client_sit_on_their_pixels(
     np.testing.assert_allclose(points.data_to_world(points.data[0]), [2.5, 7.625, 2.4])
 
 
+def test_generation1_colours_colour_the_edges(
+    make_napari_viewer, mikro_clean, token_env, target
+) -> None:
+    uri = target("representation")
+    red = _raw_roi(mikro_clean, uri, "LINE", [[0, 0, 1, 1, 1], [0, 0, 1, 5, 5]])
+    plain = _raw_roi(mikro_clean, uri, "LINE", [[0, 0, 2, 1, 1], [0, 0, 2, 5, 5]])
+    mikro_clean.rois.get("gen1", red).color = "rgb(255, 0, 0)"  # as another client keeps it
+    viewer = make_napari_viewer()
+    viewer.open(uri, plugin="napari-lablink")
+    assert wait_for_opens(60)
+    (shapes,) = _layers(viewer, "shapes")
+    assert list(shapes.features["roi_id"]) == [red, plain]
+    np.testing.assert_allclose(shapes.edge_color, [[1, 0, 0, 1], [1, 0.843137, 0, 1]], atol=1e-5)
+
+
 def test_rois_option_never_and_always(make_napari_viewer, mikro_clean, token_env, target) -> None:
     uri = target("image")
     viewer = make_napari_viewer()
