@@ -88,6 +88,21 @@ def test_rois_of_another_client_sit_on_their_pixels(
     np.testing.assert_allclose(points.data_to_world(points.data[0]), [2.5, 7.625, 2.4])
 
 
+def test_generation1_colours_colour_the_edges(
+    make_napari_viewer, mikro_clean, token_env, target
+) -> None:
+    uri = target("representation")
+    red = _raw_roi(mikro_clean, uri, "LINE", [[0, 0, 1, 1, 1], [0, 0, 1, 5, 5]])
+    plain = _raw_roi(mikro_clean, uri, "LINE", [[0, 0, 2, 1, 1], [0, 0, 2, 5, 5]])
+    mikro_clean.rois.get("gen1", red).color = "rgb(255, 0, 0)"  # as another client keeps it
+    viewer = make_napari_viewer()
+    viewer.open(uri, plugin="napari-lablink")
+    assert wait_for_opens(60)
+    (shapes,) = _layers(viewer, "shapes")
+    assert list(shapes.features["roi_id"]) == [red, plain]
+    np.testing.assert_allclose(shapes.edge_color, [[1, 0, 0, 1], [1, 0.843137, 0, 1]], atol=1e-5)
+
+
 def test_rois_option_never_and_always(make_napari_viewer, mikro_clean, token_env, target) -> None:
     uri = target("image")
     viewer = make_napari_viewer()
@@ -173,6 +188,19 @@ def test_moved_and_deleted_shapes_update_on_save(
     assert len([r for r in mikro_clean.rois.all(generation) if uri.endswith(r.target)]) == 3
 
 
+def test_the_saved_layer_learns_its_ids_even_beside_a_namesake(
+    make_napari_viewer, mikro_clean, token_env, target
+) -> None:
+    uri = target("image")
+    drawing = make_napari_viewer()
+    saved = drawing.add_points(np.asarray([[0.5, 1.0, 1.0]]), name="beads")
+    other = make_napari_viewer()  # now the current viewer, with a layer of the same name
+    namesake = other.add_points(np.asarray([[1.0, 2.0, 2.0]]), name="beads")
+    _save(drawing, uri, saved)
+    assert saved.features["roi_id"][0] and "roi_id" not in namesake.features
+    assert "rois" not in namesake.metadata.get("lablink", {})
+
+
 def test_saving_to_another_image_is_refused(
     make_napari_viewer, mikro_clean, token_env, target
 ) -> None:
@@ -209,7 +237,11 @@ def test_live_updates_reach_an_open_layer(
     live = live_layers()[id(shapes)]
     # The Shapes and the Points layer each watch the image.
     qtbot.waitUntil(
-        lambda: live.watch.connected and mikro_clean.rois.subscriber_count() == before + 2,
+        lambda: (
+            live.watch is not None
+            and live.watch.connected
+            and mikro_clean.rois.subscriber_count() == before + 2
+        ),
         timeout=10000,
     )
     roi_id = _raw_roi(mikro_clean, uri, "RECTANGLE", [[0, 0, 2, 4, 5], [0, 0, 2, 9, 15]])

@@ -1,9 +1,10 @@
 """Live ROI layers: server changes applied to open Shapes/Points layers on the Qt thread.
 
-The client core streams ROI events from a background thread; a Qt signal carries each one to
-the main thread (a queued connection), where it becomes an added, moved or removed shape. So the
-Qt thread never waits on the network. A layer is watched from the moment it is added to a
-viewer (if its metadata says ``live``) until it is removed.
+Connecting and subscribing run in a background job; the client core then streams ROI events from
+its own thread, and :meth:`Workers.on_main` carries each one to the main thread, where it becomes
+an added, moved or removed shape. So the Qt thread never waits on the network. A layer is
+watched from the moment it is added to a viewer (if its metadata says ``live``) until it is
+removed.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any
 import numpy as np
 from napari.utils.notifications import show_warning
 
-from napari_lablink._napari.workers import Workers
+from napari_lablink._napari.workers import Task, Workers, describe
 from napari_lablink.client.connection import shared_connection
-from napari_lablink.client.errors import LablinkError
+from napari_lablink.client.errors import ConfigurationError, LablinkError
 from napari_lablink.client.mikro.roi_server import RoiMethods
 from napari_lablink.client.mikro.rois import Roi, RoiEvent
 from napari_lablink.client.mikro.subscription import Subscription
@@ -61,27 +62,47 @@ def _defaults(layer: Any) -> dict[str, Any]:
 
 
 class LiveRois:
-    """Keeps one layer in step with the ROIs of its image."""
+    """Keeps one layer in step with the ROIs of its image.
+
+    Connecting (which may log in) and subscribing happen in a background job, so adding a
+    layer never waits on the network; ``watch`` is None until the subscription has started.
+    """
 
     def __init__(self, layer: Any, image_uri: str) -> None:
         self._layer = weakref.ref(layer)
         self._points = layer._type_string == "points"
         #: The one way back to the Qt thread: the subscription calls from its own thread.
         self._workers = Workers()
+        self.watch: Subscription | None = None
         uri = parse_uri(image_uri)
-        server = shared_connection(uri)
-        assert isinstance(server, RoiMethods)
-        self.watch: Subscription = server.watch_rois(
-            uri, self._workers.on_main(self._apply), on_error=self._workers.on_main(self._failed)
+        on_event = self._workers.on_main(self._apply)
+        on_error = self._workers.on_main(self._failed)
+
+        def subscribe(task: Task) -> Subscription:
+            server = shared_connection(uri)
+            if not isinstance(server, RoiMethods):
+                raise ConfigurationError(f"{uri.server} keeps no ROIs")
+            return server.watch_rois(uri, on_event, on_error=on_error)
+
+        self._workers.start(
+            subscribe,
+            done=self._watching,
+            failed=self._failed,
+            discard=lambda watch: watch.stop(timeout=0),  # stopped before it had started
         )
 
+    def _watching(self, watch: Subscription) -> None:
+        self.watch = watch
+
     def stop(self) -> None:
-        self.watch.stop(timeout=0)
+        if self.watch is not None:
+            self.watch.stop(timeout=0)
         self._workers.close()
 
-    def _failed(self, error: LablinkError) -> None:
+    def _failed(self, error: Exception) -> None:
         layer = self._layer()
-        show_warning(f"{layer.name if layer else 'ROIs'}: live updates stopped: {error}")
+        name = layer.name if layer else "ROIs"
+        show_warning(f"{name}: live updates stopped: {describe(error)}")
 
     # -- applying events (Qt thread) -------------------------------------------------------------
 
@@ -163,7 +184,7 @@ def _start(layer: Any) -> None:
         return
     try:
         _LIVE[id(layer)] = LiveRois(layer, meta["image"])
-    except LablinkError as exc:
+    except LablinkError as exc:  # a URI we cannot read: nothing was started
         show_warning(f"{layer.name}: no live updates: {exc}")
 
 

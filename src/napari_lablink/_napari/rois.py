@@ -185,17 +185,33 @@ def write_rois(path: str, layer_data: list[LayerDataTuple]) -> list[str]:
 
 
 def _remember(meta: dict[str, Any], layer_type: str, report: SaveReport, image_uri: str) -> None:
-    """Tell the saved layer of the current viewer which ROI each of its shapes is now."""
+    """Tell the saved layer which ROI each of its shapes is now.
+
+    napari hands a writer layer data, not layers. The data's ``metadata`` is the layer's own
+    ``metadata`` dict (``as_layer_data_tuple`` does not copy it), so that object identifies the
+    layer in whichever viewer holds it, even when another layer somewhere has its name. Data
+    without that dict (made by hand) falls back to the name in the current viewer, and only
+    when exactly one layer of that kind has it.
+    """
     import napari
 
-    viewer = napari.current_viewer()
-    if viewer is None:  # a script without a viewer: nothing to tell
+    current = napari.current_viewer()
+    viewers = [current, *napari.Viewer._instances] if current is not None else []
+    layers = [
+        layer for viewer in viewers for layer in viewer.layers if layer._type_string == layer_type
+    ]
+    if "metadata" in meta:
+        found = [layer for layer in layers if layer.metadata is meta["metadata"]][:1]
+    elif current is not None:
+        found = [
+            layer
+            for layer in current.layers
+            if layer._type_string == layer_type and layer.name == meta.get("name")
+        ]
+    else:  # a script without a viewer: nothing to tell
         return
-    for layer in viewer.layers:
-        if layer.name == meta.get("name") and layer._type_string == layer_type:
-            if len(layer.data) != len(report.ids):
-                return
-            from napari_lablink._napari.roi_live import remember_ids
+    if len(found) != 1 or len(found[0].data) != len(report.ids):
+        return
+    from napari_lablink._napari.roi_live import remember_ids
 
-            remember_ids(layer, report.ids, image_uri)
-            return
+    remember_ids(found[0], report.ids, image_uri)

@@ -155,6 +155,40 @@ def test_generation1_keeps_labels_generation2_says_it_does_not(servers, targets)
     servers["image"]._roi_target(image)[0].delete(gen2.ids[0])
 
 
+def test_colours_are_read_and_their_loss_on_saving_is_said(servers, mikro_clean, targets) -> None:
+    rep, image = _ref("representation", targets), _ref("image", targets)
+    # Another client set colours in the forms generation 1 has been seen to keep.
+    for colour in ("rgb(255, 0, 0)", "#0F0", "rgba(0, 0, 255, 0.5)", "no colour"):
+        made = servers["representation"].upload_rois(
+            rep, [Roi("point", np.asarray([[0, 0, 1, 2, 3]], dtype=float))]
+        )
+        mikro_clean.rois.get("gen1", made.ids[0]).color = colour
+    read = [r.color for r in servers["representation"].rois(rep).rois]
+    assert read == ["#ff0000", "#00ff00", "#0000ff80", None]
+    shapes = [np.asarray([[0, 0, 1, 1], [0, 0, 4, 4]], dtype=float)] * 2
+    red_and_default = {"edge_color": np.asarray([[1.0, 0, 0, 1], [0.4667, 0.4667, 0.4667, 1]])}
+    gen1 = servers["representation"].upload_rois(
+        rep, _shapes_layer(shapes, ["line", "line"], **red_and_default)
+    )
+    assert gen1.warnings == [
+        "mikro generation 1 shows a ROI's colour but its API cannot set one: "
+        "1 colour(s) were not saved"
+    ]
+    gen2 = servers["image"].upload_rois(
+        image, _shapes_layer(shapes, ["line", "line"], **red_and_default)
+    )
+    assert gen2.warnings == [
+        "mikro generation 2 keeps no colours with ROIs: 1 colour(s) were not saved"
+    ]
+    # Default colours were never chosen: nothing to say.
+    plain = servers["image"].upload_rois(image, _shapes_layer(shapes[:1], ["line"]))
+    assert plain.warnings == []
+    for kind, ref in (("representation", rep), ("image", image)):  # the next tests start empty
+        wire = servers[kind]._roi_target(ref)[0]
+        for roi in servers[kind].rois(ref).rois:
+            wire.delete(roi.id)
+
+
 def test_rotated_shapes_say_what_they_became() -> None:
     corners = np.zeros((4, 5))
     corners[:, 3:] = [[0, 5], [5, 10], [10, 5], [5, 0]]  # a diamond

@@ -180,6 +180,15 @@ def _receive(ws: ClientConnection) -> dict[str, Any]:
     return json.loads(ws.recv(timeout=10))
 
 
+def _subscribed(ws: ClientConnection, id: str, query: str, **variables: str) -> None:
+    """Subscribe, then wait until the server has registered it: it handles a connection's
+    messages in order, so its pong to a ping sent after the subscribe says the subscribe is
+    done and a change made from now on is streamed."""
+    _subscribe(ws, id, query, **variables)
+    ws.send(json.dumps({"type": "ping"}))
+    assert _receive(ws) == {"type": "pong"}
+
+
 @pytest.fixture
 def gen2_socket(mikro: MikroStandIn) -> Iterator[ClientConnection]:
     with connect(mikro.gen2_websocket_url, subprotocols=["graphql-transport-ws"]) as ws:
@@ -192,7 +201,7 @@ def test_gen2_subscription_streams_create_update_delete(
     mikro: MikroStandIn, image_id: str, gen2_socket: ClientConnection
 ) -> None:
     ws = gen2_socket
-    _subscribe(ws, "1", SUBSCRIBE_GEN2, image=image_id)
+    _subscribed(ws, "1", SUBSCRIBE_GEN2, image=image_id)
     url, token = mikro.gen2_graphql_url, mikro.token
     made = data_of(
         graphql(
@@ -225,7 +234,7 @@ def test_gen1_subscription_answers_ellipse(mikro: MikroStandIn, representation_i
     ) as ws:
         ws.send(json.dumps({"type": "connection_init"}))  # the handshake header authorizes
         assert _receive(ws)["type"] == "connection_ack"
-        _subscribe(ws, "a", SUBSCRIBE_GEN1, representation=representation_id)
+        _subscribed(ws, "a", SUBSCRIBE_GEN1, representation=representation_id)
         variables = {
             "representation": representation_id,
             "type": "ELLIPSIS",
@@ -263,9 +272,7 @@ def test_dropped_websockets_unsubscribe(
     mikro: MikroStandIn, image_id: str, gen2_socket: ClientConnection
 ) -> None:
     before = mikro.rois.subscriber_count()
-    _subscribe(gen2_socket, "1", SUBSCRIBE_GEN2, image=image_id)
-    gen2_socket.send(json.dumps({"type": "ping"}))
-    assert _receive(gen2_socket) == {"type": "pong"}  # the subscribe was handled before the ping
+    _subscribed(gen2_socket, "1", SUBSCRIBE_GEN2, image=image_id)
     assert mikro.rois.subscriber_count() == before + 1
     assert mikro.drop_websockets() >= 1
     with pytest.raises(ConnectionClosed):

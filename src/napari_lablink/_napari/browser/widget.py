@@ -5,8 +5,10 @@ background jobs (:mod:`.workers`), so a slow or dead server never freezes the vi
 comes back as its exception and the widget shows it itself, next to the profile it concerns.
 Opening goes through napari's reader (``viewer.open(uri, plugin="napari-lablink")``), exactly
 as a URI typed or pasted anywhere else would; the channel picker narrows it with the URI's
-``channels`` option. Each listed image is also opened in the background (metadata and one plane
-of its smallest level) for its thumbnail and the facts a listing lacks (:mod:`.preview`).
+``channels`` option and the "Load ROIs" box with its ``rois`` option (unchecked: ``rois=0``;
+checked: the reader's default, ROI layers when the image has ROIs). Each listed image is also
+opened in the background (metadata and one plane of its smallest level) for its thumbnail and
+the facts a listing lacks (:mod:`.preview`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from qtpy.QtGui import QColor, QIcon, QImage, QPixmap
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QApplication,
+    QCheckBox,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -43,6 +46,7 @@ from qtpy.QtWidgets import (
 from napari_lablink._napari.browser.arkitekt_panel import ArkitektPanel
 from napari_lablink._napari.browser.preview import SIZE, Preview, preview
 from napari_lablink._napari.browser.profile_dialog import ProfileDialog
+from napari_lablink._napari.browser.settings import BrowserSettings
 from napari_lablink._napari.connections import close_with
 from napari_lablink._napari.workers import Task, Workers, describe
 from napari_lablink.client.browse import Entry
@@ -110,6 +114,7 @@ class BrowserWidget(QWidget):
         #: Previews by URI (kept across listings: going up and back costs nothing).
         self._previews: dict[str, Preview] = {}
         self._previewing: set[str] = set()
+        self.settings = BrowserSettings()
         self._build()
         self.refresh_profiles()
         # Bound to the dict, not to self: by the time ``destroyed`` fires, self is gone.
@@ -166,6 +171,12 @@ class BrowserWidget(QWidget):
         self.channel_list.setMaximumHeight(120)
         self.channels_all = QPushButton("All")
         self.channels_none = QPushButton("None")
+        self.load_rois = QCheckBox("Load ROIs")
+        self.load_rois.setToolTip(
+            "Also open the image's ROIs (when it has any) as Shapes and Points layers, kept "
+            "up to date while open"
+        )
+        self.load_rois.setChecked(self.settings.load_rois)
         self.into_button = QPushButton("Browse into")
         self.open_button = QPushButton("Open")
         self.copy_button = QPushButton("Copy URI")
@@ -208,6 +219,7 @@ class BrowserWidget(QWidget):
         bottom.setContentsMargins(0, 0, 0, 0)
         bottom.addLayout(form)
         bottom.addWidget(self.channel_box)
+        bottom.addWidget(self.load_rois)
         bottom.addLayout(actions)
         bottom.addStretch()
         # The user decides how the listing and the details share the height.
@@ -251,6 +263,7 @@ class BrowserWidget(QWidget):
         self.channels_all.clicked.connect(lambda: self._check_channels(True))
         self.channels_none.clicked.connect(lambda: self._check_channels(False))
         self.channel_list.itemChanged.connect(lambda _: self._update_buttons())
+        self.load_rois.toggled.connect(self._load_rois_toggled)
         self._update_buttons()
 
     # -- profiles ---------------------------------------------------------------------------
@@ -679,17 +692,25 @@ class BrowserWidget(QWidget):
             item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
 
     def selected_uri(self) -> str | None:
-        """The URI Open opens: the selection's, narrowed to the picked channels."""
+        """The URI Open opens: the selection's, narrowed to the picked channels, without ROIs
+        when "Load ROIs" is unchecked."""
         entry = self.selected_entry()
         if entry is None:
             return None
+        uri = parse_uri(entry.uri)
+        options = dict(uri.option_dict)
         names = self._channels_of(entry)
         picked = self.checked_channels()
-        if len(names) < 2 or not picked or len(picked) == len(names):
+        if len(names) > 1 and picked and len(picked) < len(names):
+            options["channels"] = ",".join(picked)
+        if _has_rois(entry) and not self.load_rois.isChecked():
+            options["rois"] = "0"
+        if options == uri.option_dict:
             return entry.uri
-        uri = parse_uri(entry.uri)
-        options = {**uri.option_dict, "channels": ",".join(picked)}
         return str(replace(uri, options=tuple(options.items())))
+
+    def _load_rois_toggled(self, on: bool) -> None:
+        self.settings.load_rois = on
 
     def _activate(self) -> None:
         entry = self.selected_entry()
@@ -749,11 +770,17 @@ class BrowserWidget(QWidget):
             entry is not None and entry.kind not in ("run", "folder") and not picking
         )
         self.copy_button.setEnabled(entry is not None)
+        self.load_rois.setVisible(entry is not None and _has_rois(entry))
 
     def closeEvent(self, event: Any) -> None:
         self._workers.close()
         _close_all(self._servers)
         super().closeEvent(event)
+
+
+def _has_rois(entry: Entry) -> bool:
+    """Whether opening ``entry`` can bring ROIs along (a mikro image)."""
+    return entry.kind in _OPENABLE and entry.uri.startswith("mikro")
 
 
 def _facts(entry: Entry, known: Preview | None) -> dict[str, str]:

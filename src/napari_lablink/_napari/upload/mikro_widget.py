@@ -1,5 +1,8 @@
 """The "Upload to mikro" dock widget: pick a server, layers, a name and tags; watch it upload.
 
+Its "annotations" choice saves Shapes/Points layers as ROIs of one image instead (an image open
+from that server, a URI or an id; :mod:`.mikro_rois`), with the same progress and Cancel.
+
 The upload runs in a background job (:mod:`.workers`) so the viewer stays responsive; its
 progress bar and Cancel button are in the widget, the result or the error also goes to a
 notification (a cancel is information, not an error). The targets offered are the user's mikro
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QApplication,
@@ -30,10 +33,20 @@ from qtpy.QtWidgets import (
 )
 
 from napari_lablink._napari.connections import Connections, close_with, watch_layer_list
+from napari_lablink._napari.roi_live import remember_ids
 from napari_lablink._napari.upload.mikro_layers import UploadJob, jobs_from_layer_data
+from napari_lablink._napari.upload.mikro_rois import (
+    ROI_LAYER_TYPES,
+    annotation_target,
+    check_annotations,
+    ids_per_layer,
+    open_image_uris,
+    save_annotations,
+)
 from napari_lablink._napari.workers import Task, Workers, describe
 from napari_lablink.client.connection import as_uploader, shared_connection
 from napari_lablink.client.errors import LablinkError, UploadCancelledError
+from napari_lablink.client.mikro.rois import SaveReport
 from napari_lablink.client.uri import RemoteURI, parse_uri
 from napari_lablink.profiles import ProfileStore
 
@@ -44,6 +57,9 @@ __all__ = ["UploadWidget", "check_jobs", "mikro_targets"]
 
 #: The data types mikro stores (zarr arrays any reader opens); others are refused up front.
 _DTYPE_KINDS = "biuf"
+#: What the widget uploads: the choice's text and the layer kinds it lists.
+IMAGES, ANNOTATIONS = "images", "annotations"
+_LAYER_TYPES = {IMAGES: ("image", "labels"), ANNOTATIONS: ROI_LAYER_TYPES}
 
 
 def mikro_targets(store: ProfileStore | None = None) -> list[str]:
@@ -71,7 +87,8 @@ def mikro_targets(store: ProfileStore | None = None) -> list[str]:
 
 
 class UploadWidget(QWidget):
-    """Uploads the checked Image/Labels layers to a mikro server."""
+    """Uploads the checked Image/Labels layers to a mikro server, or (``annotations``) the
+    checked Shapes/Points layers as ROIs of one of its images."""
 
     def __init__(
         self,
@@ -98,6 +115,21 @@ class UploadWidget(QWidget):
         assert editor is not None  # an editable combo box has its line edit
         editor.setPlaceholderText("mikro+http://HOST:PORT/PREFIX/image")
         self.server.setCurrentText(self._default_target())
+        self.what = QComboBox()
+        self.what.addItems([IMAGES, ANNOTATIONS])
+        self.what.setToolTip(
+            "images: Image/Labels layers become new images; annotations: Shapes/Points layers "
+            "become ROIs of an image"
+        )
+        self.image = QComboBox()
+        self.image.setEditable(True)
+        self.image.setToolTip(
+            "The image the ROIs belong to: one open from a mikro server, its URI, or its id on "
+            "the server above"
+        )
+        image_editor = self.image.lineEdit()
+        assert image_editor is not None
+        image_editor.setPlaceholderText("mikro+http://HOST:PORT/PREFIX/image/ID or an id")
         self.layers = QListWidget()
         self.layers.setMaximumHeight(140)
         self.name = QLineEdit()
@@ -116,11 +148,14 @@ class UploadWidget(QWidget):
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         form = QFormLayout()
+        form.addRow("Upload", self.what)
         form.addRow("Server", self.server)
+        form.addRow("Image", self.image)
         form.addRow("Layers", self.layers)
         form.addRow("Name", self.name)
         form.addRow("Tags", self.tags)
         form.addRow("", self.pyramid)
+        self._form = form
         buttons = QHBoxLayout()
         buttons.addWidget(self.upload_button)
         buttons.addWidget(self.cancel_button)
@@ -131,10 +166,31 @@ class UploadWidget(QWidget):
         layout.addWidget(self.status)
         layout.addStretch()
 
+        self.what.currentTextChanged.connect(self._mode_changed)
         self.upload_button.clicked.connect(self.upload)
         self.cancel_button.clicked.connect(self.cancel)
         watch_layer_list(self._links, viewer, self._refresh_layers)
         close_with(self, self._links, self._workers)
+        self._mode_changed()
+
+    @property
+    def mode(self) -> str:
+        return self.what.currentText()
+
+    def _mode_changed(self, *_: object) -> None:
+        """Show the fields of the current choice: an image for annotations, a name, tags and
+        a pyramid for images."""
+        annotations = self.mode == ANNOTATIONS
+        for widget, shown in (
+            (self.image, annotations),
+            (self.name, not annotations),
+            (self.tags, not annotations),
+            (self.pyramid, not annotations),
+        ):
+            widget.setVisible(shown)
+            label = self._form.labelForField(widget)
+            if label is not None:
+                label.setVisible(shown)
         self._refresh_layers()
 
     def _default_target(self) -> str:
@@ -149,14 +205,25 @@ class UploadWidget(QWidget):
         checked = set(self._checked_names())
         selected = {layer.name for layer in self.viewer.layers.selection}
         self.layers.clear()
+        wanted = _LAYER_TYPES[self.mode]
         for layer in self.viewer.layers:
-            if layer._type_string not in ("image", "labels"):
+            if layer._type_string not in wanted:
                 continue
             item = QListWidgetItem(layer.name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             on = layer.name in (checked or selected)
             item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
             self.layers.addItem(item)
+        self._refresh_images()
+
+    def _refresh_images(self) -> None:
+        """Offer the mikro images open in the viewer, keeping whatever was typed."""
+        typed = self.image.currentText()
+        self.image.blockSignals(True)
+        self.image.clear()
+        self.image.addItems(open_image_uris(list(self.viewer.layers)))
+        self.image.setCurrentText(typed or (self.image.itemText(0) if self.image.count() else ""))
+        self.image.blockSignals(False)
 
     def checked_layers(self) -> list:
         names = self._checked_names()
@@ -172,6 +239,9 @@ class UploadWidget(QWidget):
 
     def upload(self) -> None:
         """Start uploading the checked layers (returns at once; the work runs in a thread)."""
+        if self.mode == ANNOTATIONS:
+            self.upload_annotations()
+            return
         layers = self.checked_layers()
         target = self.server.currentText().strip()
         if not layers:
@@ -207,6 +277,58 @@ class UploadWidget(QWidget):
             progress=self._show_progress,
             finished=lambda: self._set_running(False),
         )
+
+    def upload_annotations(self) -> None:
+        """Save the checked Shapes/Points layers as ROIs of the chosen image, in a thread."""
+        layers = self.checked_layers()
+        if not layers:
+            self._refuse("check at least one Shapes or Points layer")
+            return
+        try:
+            target = annotation_target(self.image.currentText(), self.server.currentText())
+        except LablinkError as exc:
+            self._refuse(str(exc))
+            return
+        problem = check_annotations(layers, target)
+        if problem:
+            self._refuse(problem)
+            return
+        # The layers themselves, not their names: they learn their ROI ids when it is done.
+        data = [layer.as_layer_data_tuple() for layer in layers]
+        image = str(target.without_options())
+        self._set_running(True)
+        self.status.setText(f"Saving {', '.join(layer.name for layer in layers)} as ROIs...")
+        self._task = self._workers.start(
+            lambda task: save_annotations(task, target, data),
+            done=lambda report: self._annotations_done(report, layers, image),
+            failed=self._annotations_failed,
+            progress=self._show_progress,
+            finished=lambda: self._set_running(False),
+        )
+
+    def _annotations_done(self, report: SaveReport, layers: list[Any], image: str) -> None:
+        sizes = [len(layer.data) for layer in layers]
+        for layer, ids in zip(layers, ids_per_layer(report, sizes), strict=True):
+            if len(layer.data) == len(ids):  # unchanged since the upload started
+                remember_ids(layer, ids, image)
+        for warning in report.warnings:
+            show_warning(f"Upload to mikro: {warning}")
+        message = (
+            f"Saved {len(report.ids)} ROI(s) to {image}: {len(report.created)} new, "
+            f"{len(report.updated)} moved, {len(report.deleted)} deleted"
+        )
+        self.last_uris = [image]
+        self.status.setText(message + "".join(f"\n{w}" for w in report.warnings))
+        show_info(message)
+
+    def _annotations_failed(self, exc: Exception) -> None:
+        if isinstance(exc, UploadCancelledError):
+            self.status.setText(str(exc))
+            show_info(str(exc))
+            return
+        message = f"Saving ROIs to mikro failed: {describe(exc)}"
+        self.status.setText(message)
+        show_error(message)
 
     def _refuse(self, reason: str) -> None:
         """Nothing was sent: say why, in the widget and as a notification."""

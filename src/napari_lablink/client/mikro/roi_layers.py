@@ -22,7 +22,7 @@ import numpy as np
 
 from napari_lablink.client.errors import ConfigurationError
 from napari_lablink.client.mikro.roi_wire import ImageGeometry
-from napari_lablink.client.mikro.rois import Roi
+from napari_lablink.client.mikro.rois import Roi, colour_hex
 from napari_lablink.client.models import DIMS
 
 __all__ = ["LayerRois", "layer_dims", "layer_origin", "layer_rois", "spatial_dims"]
@@ -30,6 +30,8 @@ __all__ = ["LayerRois", "layer_dims", "layer_origin", "layer_rois", "spatial_dim
 #: napari's Shapes types are our kinds; a Points layer holds points.
 _SHAPE_KINDS = ("line", "rectangle", "ellipse", "path", "polygon")
 _ROI_ID = "roi_id"
+#: Colours nobody chose: napari's defaults for new shapes and points, and the reader's edge.
+_DEFAULT_COLOURS = frozenset({"#777777", "#ffffff", "#ffd700"})
 
 
 def spatial_dims(geometry: ImageGeometry) -> tuple[str, ...]:
@@ -133,6 +135,7 @@ def layer_rois(
     features = meta.get("features")
     ids, labels, tags = (_column(features, c, n) for c in (_ROI_ID, "label", "tags"))
     channel = _column(features, "c", n)
+    colours = _colours(meta, layer_type, n)
     sizes = dict(zip(DIMS, geometry.shape, strict=True))
     rois = []
     for i, (vertices, kind) in enumerate(zip(shapes, kinds, strict=True)):
@@ -152,6 +155,7 @@ def layer_rois(
                 five,
                 id=str(ids[i]) if ids[i] is not None else None,
                 label=str(labels[i]) if labels[i] is not None else None,
+                color=colours[i],
                 tags=_tags(tags[i]),
             )
         )
@@ -161,6 +165,19 @@ def layer_rois(
         known={str(i) for i in remembered.get("ids") or ()},
         origin=layer_origin(meta),
     )
+
+
+def _colours(meta: Mapping[str, Any], layer_type: str, n: int) -> list[str | None]:
+    """Each shape's edge colour (each point's face colour) as hex; None where it is a default,
+    so only colours someone picked count as lost when a server cannot keep them."""
+    given = meta.get("face_color" if layer_type == "points" else "edge_color")
+    if given is None or isinstance(given, str):
+        rows: list[Any] = [given] * n
+    else:
+        array = np.asarray(given, dtype=float)
+        rows = [array] * n if array.ndim == 1 else list(array[:n]) + [None] * (n - len(array))
+    found = [colour_hex(row) if row is not None else None for row in rows]
+    return [None if c is None or c[:7] in _DEFAULT_COLOURS else c for c in found]
 
 
 def _remembered(meta: Mapping[str, Any]) -> dict[str, Any]:

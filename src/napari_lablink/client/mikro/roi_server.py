@@ -6,10 +6,11 @@ generation as for images. ROIs need no S3: only GraphQL (and a websocket to watc
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from napari_lablink.client.errors import ConfigurationError, LablinkError
+from napari_lablink.client.errors import ConfigurationError, LablinkError, UploadCancelledError
 from napari_lablink.client.mikro.roi_layers import LayerRois, layer_origin, layer_rois
 from napari_lablink.client.mikro.roi_wire import (
     Gen1Rois,
@@ -30,6 +31,13 @@ LayerTuple = tuple[Any, dict[str, Any], str]
 _NOT_KEPT = (
     "mikro generation 2 keeps no labels or tags with ROIs: {n} label(s)/tag(s) were not saved"
 )
+
+
+_COLOURS_NOT_KEPT = {
+    "image": "mikro generation 2 keeps no colours with ROIs: {n} colour(s) were not saved",
+    "representation": "mikro generation 1 shows a ROI's colour but its API cannot set one: "
+    "{n} colour(s) were not saved",
+}
 
 
 class RoiMethods:
@@ -76,7 +84,12 @@ class RoiMethods:
     # -- writing --------------------------------------------------------------------------------
 
     def upload_rois(
-        self, ref: str | int | RemoteURI, layers: LayerTuple | Sequence[LayerTuple] | Sequence[Roi]
+        self,
+        ref: str | int | RemoteURI,
+        layers: LayerTuple | Sequence[LayerTuple] | Sequence[Roi],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> SaveReport:
         """Save napari Shapes/Points layer data (``(data, meta, layer_type)`` tuples, e.g. from
         ``layer.as_layer_data_tuple()``) or :class:`Roi` objects as ROIs of image ``ref``.
@@ -84,21 +97,29 @@ class RoiMethods:
         One ROI per shape or point, in the image's pixel indices (the layer's scale and
         translate honoured). Shapes that came from this image (a ``roi_id`` feature) update
         their ROI instead of adding one; ROIs the layer showed and no longer has are deleted.
+
+        Every layer is checked before anything is sent. ``progress(done, total)`` counts ROIs;
+        setting ``cancel`` stops before the next ROI with :class:`UploadCancelledError` (each
+        ROI is its own record: those already saved stay, and the error says how many).
         """
         wire, object_id, uri = self._roi_target(ref)
         target = str(uri.without_options())
         items: list[Any] = [layers] if _is_layer_tuple(layers) else list(layers)
         if all(isinstance(item, Roi) for item in items):
-            return self._save(wire, object_id, LayerRois(list(items)), target)
-        geometry = wire.geometry(object_id)
+            found_all = [LayerRois(list(items))]
+        else:
+            geometry = wire.geometry(object_id)
+            found_all = []
+            for data, meta, layer_type in items:
+                self._check_origin(layer_origin(meta), uri)
+                found_all.append(layer_rois(data, meta, layer_type, geometry, target=target))
+        counter = _Counter(sum(len(f.rois) for f in found_all), progress, cancel, target)
         report = SaveReport()
-        for item in items:
-            data, meta, layer_type = item
-            self._check_origin(layer_origin(meta), uri)
-            found = layer_rois(data, meta, layer_type, geometry, target=target)
-            saved = self._save(wire, object_id, found, target)
+        for found in found_all:
+            saved = self._save(wire, object_id, found, target, counter)
             for name in ("ids", "created", "updated", "deleted", "warnings"):
                 getattr(report, name).extend(getattr(saved, name))
+        counter.finish()
         return report
 
     def _check_origin(self, source: str | None, uri: RemoteURI) -> None:
@@ -118,7 +139,15 @@ class RoiMethods:
                 "paste them into a new Shapes layer",
             )
 
-    def _save(self, wire: RoiWire, object_id: str, found: LayerRois, target: str) -> SaveReport:
+    def _save(
+        self,
+        wire: RoiWire,
+        object_id: str,
+        found: LayerRois,
+        target: str,
+        counter: _Counter | None = None,
+    ) -> SaveReport:
+        counter = counter or _Counter(len(found.rois), None, None, target)
         report = SaveReport(warnings=list(found.warnings))
         present = (
             {r.id: r for r in wire.list(object_id).rois}
@@ -127,6 +156,7 @@ class RoiMethods:
         )
         seen: set[str] = set()
         for roi in found.rois:
+            counter.next()
             if roi.id is not None and roi.id in seen:  # a copied shape: a new ROI, not a move
                 roi = Roi(roi.kind, roi.vertices, label=roi.label, color=roi.color, tags=roi.tags)
             if roi.id is not None:
@@ -153,6 +183,17 @@ class RoiMethods:
             if gone in present:
                 wire.delete(gone)
                 report.deleted.append(gone)
+        # Created ROIs and (generation 1) re-created ones start colourless on the server.
+        fresh = set(report.created)
+        if wire.kind == "representation":
+            fresh |= set(report.updated)
+        lost = sum(
+            r.color is not None
+            and (new_id in fresh or (r.id in present and present[r.id].color != r.color))
+            for r, new_id in zip(found.rois, report.ids, strict=True)
+        )
+        if lost:
+            report.warnings.append(_COLOURS_NOT_KEPT[wire.kind].format(n=lost))
         if not wire.keeps_labels:
             dropped = sum(bool(r.label) + bool(r.tags) for r in found.rois)
             if dropped:
@@ -201,6 +242,37 @@ class RoiMethods:
             on_error=on_error,
             label=self.label,
         ).start()
+
+
+class _Counter:
+    """ROIs saved so far across the layers of one upload: progress, and the cancel check."""
+
+    def __init__(
+        self,
+        total: int,
+        progress: Callable[[int, int], None] | None,
+        cancel: threading.Event | None,
+        target: str,
+    ) -> None:
+        self.total, self.done = total, -1
+        self._progress, self._cancel, self._target = progress, cancel, target
+
+    def next(self) -> None:
+        """Called before each ROI: counts the one before it, then honours a cancel."""
+        self.done += 1
+        if self._progress is not None:
+            self._progress(self.done, self.total)
+        if self._cancel is not None and self._cancel.is_set():
+            raise UploadCancelledError(
+                f"Cancelled after {self.done} of {self.total} ROIs; those stay on the server",
+                obj=self._target,
+                hint="Saving the layer again adds those a second time: reopen the image's ROIs "
+                "to go on from what is there",
+            )
+
+    def finish(self) -> None:
+        if self._progress is not None:
+            self._progress(self.total, self.total)
 
 
 def _is_layer_tuple(value: Any) -> bool:

@@ -14,7 +14,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from napari_lablink.client.errors import NotFoundError, ProtocolError
-from napari_lablink.client.mikro.rois import Roi, RoiEvent, WireError, from_wire, to_wire
+from napari_lablink.client.mikro.rois import (
+    Roi,
+    RoiEvent,
+    WireError,
+    colour_hex,
+    from_wire,
+    to_wire,
+)
 from napari_lablink.client.mikro.session import MikroSession
 from napari_lablink.client.models import DIMS
 
@@ -117,7 +124,7 @@ def _gen1_roi(item: dict[str, Any]) -> Roi:
         roi.vertices,
         id=str(item["id"]),
         label=item.get("label"),
-        color=item.get("color"),
+        color=colour_hex(item.get("color")),
         tags=tuple(t for t in item.get("tags") or () if t),
     )
 

@@ -11,6 +11,7 @@ rectangle, the centre and radii of an ellipse) is decided by :func:`to_wire` and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ __all__ = [
     "SaveReport",
     "WireError",
     "box_corners",
+    "colour_hex",
     "from_wire",
     "to_wire",
 ]
@@ -98,6 +100,47 @@ class SaveReport:
     deleted: list[str] = field(default_factory=list)
     #: what the server could not keep (labels, colours, rotations), in words for the user
     warnings: list[str] = field(default_factory=list)
+
+
+_CSS_RGB = re.compile(r"^rgba?\(\s*([^)]*)\)$")
+
+
+def colour_hex(value: object) -> str | None:
+    """A colour as ``#rrggbb`` (``#rrggbbaa`` when not opaque), or None if it is none we read.
+
+    Generation 1 keeps a ROI's colour as free text; what we have seen is CSS-like (``#f00``,
+    ``#ff0000``, ``rgb(255, 0, 0)``, ``rgba(255, 0, 0, 0.5)``), as for channel colours. An
+    ``(r, g, b[, a])`` sequence of 0..1 floats (a napari colour) is read too.
+    """
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if re.fullmatch(r"#[0-9a-f]{3}", text):
+            return "#" + "".join(c * 2 for c in text[1:])
+        if re.fullmatch(r"#[0-9a-f]{6}([0-9a-f]{2})?", text):
+            return text[:7] if text.endswith("ff") and len(text) == 9 else text
+        found = _CSS_RGB.match(text)
+        if found is None:
+            return None
+        try:
+            parts = [float(p) for p in found.group(1).split(",")]
+        except ValueError:
+            return None
+        if len(parts) not in (3, 4):
+            return None
+        rgba = [p / 255 for p in parts[:3]] + parts[3:]
+    else:
+        try:
+            rgba = [float(v) for v in np.asarray(value, dtype=float).ravel()]
+        except (TypeError, ValueError):
+            return None
+        if len(rgba) not in (3, 4):
+            return None
+    if not all(0.0 <= v <= 1.0 for v in rgba):
+        return None
+    out = "#" + "".join(f"{round(v * 255):02x}" for v in rgba[:3])
+    if len(rgba) == 4 and round(rgba[3] * 255) != 255:
+        out += f"{round(rgba[3] * 255):02x}"
+    return out
 
 
 def box_corners(first: np.ndarray, second: np.ndarray) -> np.ndarray:
