@@ -24,6 +24,7 @@ import zarr
 from zarr.errors import NodeNotFoundError
 from zarr.types import AnyArray
 
+from napari_lablink.client import outages
 from napari_lablink.client.colors import wavelength_to_rgb
 from napari_lablink.client.errors import (
     LablinkError,
@@ -126,7 +127,12 @@ class Images:
                     server=label,
                     obj=obj,
                 )
-            level = lazy_array(array, f"mikro-{image['store']['id']}-{store_ids[n]}")
+            level = lazy_array(
+                array,
+                f"mikro-{image['store']['id']}-{store_ids[n]}",
+                source=outages.source(label),
+                image=image.get("name") or obj,
+            )
             if order != list(range(len(dims))):
                 level = level.transpose(order)
             levels.append(level)
