@@ -10,6 +10,7 @@ thread, the redraw is sent to the Qt thread.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from napari.utils.notifications import show_warning
 from superqt.utils import ensure_main_thread
@@ -42,18 +43,36 @@ def _heard(outage: outages.Outage) -> None:
 
 @ensure_main_thread
 def _redraw(server: str) -> None:
-    """Slice again every layer of ``server`` in the current viewer."""
+    """Slice again every layer of ``server`` in the current viewer, after emptying napari's dask
+    cache: it keeps the empty chunks of the outage (and the slices made of them) by task key,
+    and would show them again."""
     import napari
 
     viewer = napari.current_viewer()
     if viewer is None:
         return
-    for layer in list(viewer.layers):
-        uri = layer.metadata.get("lablink", {}).get("uri") if layer.metadata else None
-        if not uri:
-            continue
-        try:
-            if parse_uri(uri).server == server:
-                layer.refresh()
-        except InvalidURIError:
-            log.debug("layer %s names no remote URI", layer.name)
+    layers = [layer for layer in viewer.layers if _server_of(layer) == server]
+    if not layers:
+        return
+    _empty_dask_cache()
+    for layer in layers:
+        layer.refresh()
+
+
+def _server_of(layer: Any) -> str | None:
+    uri = layer.metadata.get("lablink", {}).get("uri") if layer.metadata else None
+    try:
+        return parse_uri(uri).server if uri else None
+    except InvalidURIError:
+        return None
+
+
+def _empty_dask_cache() -> None:
+    """Drop everything napari's opportunistic dask cache holds (there is no public way to drop
+    some of it; the layers of other servers read their chunks once more)."""
+    try:
+        from napari.utils._dask_utils import _DASK_CACHE
+    except ImportError:  # a napari without it keeps no chunks
+        log.debug("napari has no dask cache to empty")
+        return
+    _DASK_CACHE.cache.clear()
