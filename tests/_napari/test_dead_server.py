@@ -155,3 +155,34 @@ def test_showing_channels_of_a_dead_tracker_is_one_notification(
         qtbot.waitUntil(lambda: shown(hidden[1]).any(), timeout=10_000)
         assert np.array_equal(shown(hidden[1]), planes[MARKERS[-1]][1])
         assert len(notifications) == 1
+
+
+def test_asynchronous_slicing_over_a_dead_server_is_one_notification(
+    make_napari_viewer, qtbot, dying_mikro, notifications
+) -> None:
+    """With napari's asynchronous slicing the reads run in napari's slicing thread: the same
+    single notification, and nothing raised there either."""
+    from napari.settings import get_settings
+
+    object_id = dying_mikro.add_image(STACK, "cells", chunks=(1, 1, 1, 24, 24))
+    uri = dying_mikro.image_uri(object_id)
+    source = outages.source(parse_uri(uri).server)
+    settings = get_settings()
+    was_async = settings.experimental.async_
+    settings.experimental.async_ = True
+    try:
+        viewer = make_napari_viewer()
+        layers = open_layers(viewer, uri)
+        dying_mikro.suspend()
+        resize_dask_cache(0)
+        for step in (0, 1, 3, 0, 1, 3):
+            viewer.dims.set_current_step(0, step)
+            qtbot.wait(100)
+        qtbot.waitUntil(lambda: not source.available and len(notifications) == 1, timeout=10_000)
+        qtbot.waitUntil(lambda: not shown(layers[0]).any(), timeout=10_000)
+        assert source.skipped > 0
+        assert notifications[0].removeprefix("WARNING: ").startswith("Lost the connection")
+    finally:
+        settings.experimental.async_ = was_async
+        dying_mikro.resume()
+    assert len(notifications) == 1
