@@ -514,7 +514,8 @@ RGB_CONTEXTS = """
 query Rendered($id: ID!) {
   image(id: $id) {
     rgbContexts {
-      id name views { id cMin cMax colorMap gamma contrastLimitMin contrastLimitMax active baseColor }
+      id name
+      views { id cMin cMax colorMap gamma contrastLimitMin contrastLimitMax active baseColor }
     }
   }
 }
