@@ -10,6 +10,8 @@ heartbeat QTimer ticks every 5 ms; the longest gap between ticks is the longest 
   cells, against the same with an in-memory copy (and again with napari's asynchronous slicing).
 - ``napari_open_to_pixels_ms``: cold open of the tissue image until its first plane is in the
   layer, against plain zarr reading that plane from the same store.
+- ``napari_dead_server_slider_blocked_ms``: longest stall while the z slider steps 20 times
+  through the 3-D cells after the servers' process was killed, against the in-memory slider.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ def main() -> None:
     import napari
     import zarr
     from napari.settings import get_settings
+    from napari.utils import resize_dask_cache
 
     from napari_lablink._napari.opening import pending_opens, wait_for_opens
     from napari_lablink.client.connection import _shared
@@ -180,11 +183,23 @@ def main() -> None:
         plugin = float(np.median([open_to_pixels() for _ in range(3)]))
         baseline = float(np.median([plain_plane() for _ in range(3)]))
         bench("napari_open_to_pixels_ms", plugin * 1e3, "ms", baseline * 1e3)
+
+        # The z slider through the 3-D cells after their server died (killed, as a crash would):
+        # the first step finds the outage, the others must not wait on the network.
+        viewer.layers.clear()
+        viewer.open(info["uris"]["cells"], plugin="napari-lablink")
+        wait_for_opens(120)
+        servers.kill()
+        servers.wait(timeout=60)
+        resize_dask_cache(0)  # every step reads, as with planes never seen before
+        dead = slider_stall()
+        bench("napari_dead_server_slider_blocked_ms", dead, "ms", local)
     finally:
         settings.experimental.async_ = was_async
         viewer.close()
-        servers.stdin.close()
-        servers.wait(timeout=60)
+        if servers.poll() is None:
+            servers.stdin.close()
+            servers.wait(timeout=60)
 
 
 if __name__ == "__main__":

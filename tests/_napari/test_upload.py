@@ -269,3 +269,28 @@ def test_what_mikro_cannot_store_is_refused_before_sending():
     assert check_jobs(empty) == "'none' is empty (shape (0, 8))"
     fine = jobs_from_layer_data([(np.ones((8, 8), np.uint8), {"name": "ok"}, "labels")], target)
     assert check_jobs(fine) is None
+
+
+@pytest.mark.parametrize("kind", ["image", "representation"])
+def test_colours_and_contrast_survive_the_round_trip(
+    make_napari_viewer, mikro_clean, token_env, kind
+):
+    """Generation 1 keeps colours in its omero channels, generation 2 colours and contrast
+    limits in RGB views; a napari colormap comes back under its napari name."""
+    from napari.utils.colormaps import Colormap
+
+    viewer = make_napari_viewer()
+    planes = RNG.integers(0, 4000, size=(2, 3, 16, 16), dtype=np.uint16)
+    orange = Colormap([[0, 0, 0, 1], [1, 165 / 255, 0, 1]], name="orange ramp")
+    viewer.add_image(planes[0], name="DAPI", colormap="blue", contrast_limits=(100, 3000))
+    viewer.add_image(planes[1], name="GFP", colormap=orange, contrast_limits=(50, 2000))
+    (uri,) = viewer.layers.save(target(mikro_clean, kind), plugin="napari-lablink")
+    viewer.layers.clear()
+    viewer.open(uri, plugin="napari-lablink")
+    assert wait_for_opens(60)
+    dapi, gfp = viewer.layers
+    assert dapi.colormap.name == "blue"
+    np.testing.assert_allclose(gfp.colormap.colors[-1], [1, 165 / 255, 0, 1], atol=1e-6)
+    if kind == "image":
+        assert tuple(dapi.contrast_limits) == (100, 3000)
+        assert tuple(gfp.contrast_limits) == (50, 2000)

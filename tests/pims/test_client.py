@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from napari_lablink.client import outages
 from napari_lablink.client.connection import connect
 from napari_lablink.client.errors import (
     ClosedConnectionError,
@@ -321,19 +322,27 @@ def test_server_down_before_opening() -> None:
 
 
 def test_server_going_away_after_opening(pims_venv, tmp_path) -> None:
+    """A window read after the server went away finds the outage: zeros at once, and one report
+    whose cause names the server's state and the file."""
     image = write_multichannel(tmp_path / "alone.ome.tif")
+    heard: list[outages.Outage] = []
+    stop = outages.listen(heard.append)
     with RealPims([image.path], venv=pims_venv) as pims:
         client = connect(pims.uri(image.path))
         remote = client.get(pims.uri(image.path))
         np.testing.assert_array_equal(remote.levels[0][0].compute(), source_levels(image)[0][0])
     try:
         # The pool's kept-alive connection is cut too: the retry finds the port closed.
-        with pytest.raises(ServerUnavailableError) as caught:
-            remote.levels[0][1].compute()
+        assert not remote.levels[0][1].compute().any()
+        assert not remote.levels[0][2].compute().any()
     finally:
         client.close()
-    assert "could not be reached" in str(caught.value)
-    assert pims.path(image.path) in str(caught.value)
+        stop()
+        outages.source(client.label).reset()
+    (outage,) = heard
+    assert isinstance(outage.cause, ServerUnavailableError)
+    assert "could not be reached" in str(outage.cause)
+    assert pims.path(image.path) in str(outage.cause)
 
 
 class _NotPims(BaseHTTPRequestHandler):

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
+from napari_lablink.client import outages
 from napari_lablink.client.config import Credentials, resolve_credentials
 from napari_lablink.client.errors import (
     ClosedConnectionError,
@@ -81,7 +82,9 @@ class Server:
         self._check_open()
         uri = self.resolve(ref)
         with malformed_answers(self.label, f"{uri.kind} {uri.object_id}" if uri.kind else None):
-            return self._open(uri)
+            image = self._open(uri)
+        outages.source(self.label).reset()  # it answered: its layers may read again at once
+        return image
 
     def browse(
         self, query: str = "", *, parent: str | None = None, offset: int = 0, limit: int = 50

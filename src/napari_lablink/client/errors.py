@@ -15,6 +15,7 @@ The hierarchy (a ``ValueError`` too where the fault is in a value the caller pas
     ├── ServerUnavailableError      unreachable, even after retrying
     │   └── LostAnswerError         the request went out, its answer never came back
     ├── ServerError                 the server failed, not our request
+    │   └── ServerFailedError       it answered with a 5xx status, even after retrying
     ├── ProtocolError               an answer that breaks the server's protocol
     ├── ChannelDataError            (also ValueError) no valid tracker channel plane
     ├── ClosedConnectionError       a call after close()
@@ -45,6 +46,7 @@ __all__ = [
     "NotFoundError",
     "ProtocolError",
     "ServerError",
+    "ServerFailedError",
     "ServerUnavailableError",
     "UploadCancelledError",
     "UploadError",
@@ -202,6 +204,11 @@ class LostAnswerError(ServerUnavailableError):
 
 class ServerError(LablinkError):
     """The server answered with an error that is not ours to fix."""
+
+
+class ServerFailedError(ServerError):
+    """The server answered with an error status of its own (5xx) even after retrying: it is
+    up but cannot serve, which to a reader is as good as down."""
 
 
 class ProtocolError(LablinkError):

@@ -11,6 +11,10 @@ take eight round trips. But before it computes, dask culls the graph to the chun
 that is the moment a reader can learn what is coming: the layer hands those chunk indices to
 ``plan``, and :class:`ReadAhead` (or a protocol's own cache) starts fetching them together.
 
+Reads of an array whose server is gone must not hold napari's slicing: given the server's
+:class:`~napari_lablink.client.outages.Source`, a chunk read that finds an outage (or comes while
+one lasts) answers zeros at once, and no chunks are read ahead for it.
+
 The arrays pickle, so they compute on a ``dask.distributed`` cluster too. A layer that arrives
 in another process (a scheduler) comes without its ``plan``: the chunks will be read by the
 workers, and read-ahead there would only fetch chunks for a process that never collects them.
@@ -32,6 +36,8 @@ from dask._task_spec import Task
 from dask.highlevelgraph import HighLevelGraph, Layer, MaterializedLayer
 from dask.typing import Key
 from numpy.typing import DTypeLike
+
+from napari_lablink.client.outages import Source
 
 __all__ = ["ChunkIndex", "ReadAhead", "chunked_array"]
 
@@ -138,6 +144,52 @@ class _ChunkLayer(Layer):
         return MaterializedLayer(tasks, annotations=self.annotations), {k: set() for k in tasks}
 
 
+class _Guarded:
+    """A chunk reader that answers zeros instead of waiting on a server that is gone."""
+
+    def __init__(
+        self,
+        read: ReadChunk,
+        source: Source,
+        image: str,
+        sizes: tuple[tuple[int, ...], ...],
+        dtype: DTypeLike,
+    ) -> None:
+        self.read = read
+        self.source = source
+        self.image = image
+        self.sizes = sizes
+        self.dtype = dtype
+
+    def __call__(self, index: ChunkIndex) -> np.ndarray:
+        if not self.source.admit():
+            return self._empty(index)
+        try:
+            chunk = self.read(index)
+        except BaseException as exc:
+            if self.source.failed(exc, self.image) and isinstance(exc, Exception):
+                return self._empty(index)
+            raise
+        self.source.succeeded()
+        return chunk
+
+    def _empty(self, index: ChunkIndex) -> np.ndarray:
+        shape = tuple(axis[i] for axis, i in zip(self.sizes, index, strict=True))
+        return np.zeros(shape, self.dtype)
+
+
+class _GuardedPlan:
+    """Plans reads ahead only while the source is available."""
+
+    def __init__(self, plan: PlanChunks, source: Source) -> None:
+        self.plan = plan
+        self.source = source
+
+    def __call__(self, indices: list[ChunkIndex]) -> None:
+        if self.source.available:
+            self.plan(indices)
+
+
 def chunked_array(
     name: str,
     chunks: Sequence[Sequence[int]],
@@ -145,15 +197,21 @@ def chunked_array(
     read: ReadChunk,
     *,
     plan: PlanChunks | None = None,
+    source: Source | None = None,
+    image: str = "",
 ) -> da.Array:
     """A dask array whose chunk at grid position ``index`` is ``read(index)``.
 
     ``chunks`` are dask's explicit chunk sizes per axis; ``name`` is the graph key and must be
     unique to this ``read``. ``plan``, when given, hears the chunk indices of each compute that
-    needs more than one chunk, before any of them is read. For the array to compute on a
-    ``dask.distributed`` cluster, ``read`` must pickle.
+    needs more than one chunk, before any of them is read. With a ``source`` (the server's),
+    an outage answers zeros and is reported once, naming ``image``. For the array to compute on
+    a ``dask.distributed`` cluster, ``read`` must pickle.
     """
     sizes = tuple(tuple(int(n) for n in axis) for axis in chunks)
+    if source is not None:
+        read = _Guarded(read, source, image, sizes, dtype)
+        plan = _GuardedPlan(plan, source) if plan is not None else None
     layer = _ChunkLayer(name, tuple(len(axis) for axis in sizes), read, plan)
     graph = HighLevelGraph({name: layer}, {name: set()})
     array: da.Array = da.Array(graph, name, chunks=sizes, dtype=dtype)

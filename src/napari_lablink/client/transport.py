@@ -33,6 +33,7 @@ from napari_lablink.client.errors import (
     NotFoundError,
     ProtocolError,
     ServerError,
+    ServerFailedError,
     ServerUnavailableError,
     cut,
     plain_text,
@@ -76,12 +77,19 @@ logging.getLogger("httpx").addFilter(_RedactQuery())
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how long to retry. The defaults keep a flaky server from stalling napari."""
+    """How often and how long to retry. The defaults keep a flaky server from stalling napari.
+
+    A refused connection (nobody listens, or the host name does not resolve) is tried again only
+    ``refused_attempts`` times in all, at most ``refused_delay`` apart: a stopped server does
+    not come back within a backoff, and napari slices wait for the answer.
+    """
 
     attempts: int = 4
     backoff: float = 0.2
     max_delay: float = 5.0
     total: float = 30.0
+    refused_attempts: int = 2
+    refused_delay: float = 0.05
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -262,9 +270,13 @@ class Transport:
                 retry_after = _retry_after(response)
                 last_response = response
             delay = self.retry.delay(attempt, retry_after)
+            refused = isinstance(failure, httpx.ConnectError)
+            if refused:
+                delay = min(delay, self.retry.refused_delay)
             left = remaining()
             if (
                 attempt >= self.retry.attempts
+                or (refused and attempt >= self.retry.refused_attempts)
                 or time.monotonic() + delay > deadline
                 or (left is not None and delay >= left)
             ):
@@ -361,7 +373,7 @@ class Transport:
         if status == 404:
             return NotFoundError(f"Not found ({detail})", server=self.label, obj=obj)
         if status >= 500:
-            return ServerError(
+            return ServerFailedError(
                 f"The server failed ({detail})",
                 server=self.label,
                 obj=obj,

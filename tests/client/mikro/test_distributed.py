@@ -44,7 +44,7 @@ def connect(mikro, prefix: str = "/mikro"):
 
 def store_of(array: da.Array) -> GrantedStore:
     (layer,) = array.dask.layers.values()
-    return layer.read.__self__._read.array.store
+    return layer.read.read.__self__._read.array.store  # guarded, read ahead, zarr chunks
 
 
 def test_a_max_projection_computes_on_worker_processes(mikro_clean, client) -> None:

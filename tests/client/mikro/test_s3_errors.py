@@ -7,6 +7,7 @@ import obstore.exceptions as obx
 import pytest
 
 import napari_lablink
+from napari_lablink.client import outages
 from napari_lablink.client.errors import (
     ConfigurationError,
     ServerError,
@@ -48,16 +49,29 @@ def test_unreachable_and_panicking_endpoints() -> None:
     assert s3_failure(ValueError("not S3"), "http://x", "s3://b/k") is None
 
 
-def test_reading_through_s3_5xx_is_a_typed_short_error(mikro_clean) -> None:
+def test_reading_through_s3_5xx_is_an_outage_reported_as_a_typed_short_error(
+    mikro_clean,
+) -> None:
+    """S3 failing with 5xx after retries is an outage: the read answers zeros and the one
+    report carries S3's failure in a sentence, not obstore's page of debug output."""
     image_id = mikro_clean.add_image(np.ones((1, 1, 1, 8, 8), np.uint16), "five hundreds")
-    with connect(mikro_clean) as server:
-        image = server.get(f"image/{image_id}")
-        mikro_clean.s3.faults.methods = ["GET"]
-        mikro_clean.s3.faults.rate = 1.0
-        with pytest.raises(ServerError) as caught:
-            image.data.values  # noqa: B018 - the read is the test
-    assert "answered HTTP 503" in str(caught.value) and len(str(caught.value)) < 500
-    assert "rust" not in str(caught.value).lower()
+    heard: list[outages.Outage] = []
+    stop = outages.listen(heard.append)
+    try:
+        with connect(mikro_clean) as server:
+            image = server.get(f"image/{image_id}")
+            mikro_clean.s3.faults.methods = ["GET"]
+            mikro_clean.s3.faults.rate = 1.0
+            values = image.data.values
+            mikro_clean.s3.faults.clear()
+            outages.source(server.label).reset()
+    finally:
+        stop()
+    assert not values.any()
+    cause = heard[0].cause
+    assert isinstance(cause, ServerError) and not heard[0].over
+    assert "answered HTTP 503" in str(cause) and len(str(cause)) < 500
+    assert "rust" not in str(cause).lower()
 
 
 def test_a_dtype_zarr_refuses_is_not_reported_as_an_s3_failure(mikro_clean) -> None:

@@ -50,6 +50,31 @@ def test_round_trip_keeps_pixels_orientation_and_metadata(mikro_clean, kind) -> 
     assert set(image.server_metadata["tags"]) == {"upload", "test"}
 
 
+@pytest.mark.parametrize("kind", ["image", "representation"])
+def test_colours_and_contrast_limits_come_back(mikro_clean, kind) -> None:
+    """Colours on both generations; contrast limits on generation 2 (generation 1's channels
+    have no place for them)."""
+    from napari_lablink.client.models import Channel
+
+    data = RNG.integers(0, 4000, size=(3, 8, 8), dtype=np.uint16)
+    sent = [
+        Channel(name="DAPI", color=(0.0, 0.0, 1.0), contrast_limits=(100.0, 3000.0)),
+        Channel(name="GFP", color=(1.0, 165 / 255, 0.0), contrast_limits=(50.0, 2000.0)),
+        Channel(name="plain"),
+    ]
+    with connect(mikro_clean, kind) as server:
+        uri = server.upload(data, name="looks", kind=kind, dims="cyx", channels=sent)
+        image = server.get(uri)
+    assert [c.color for c in image.channels[:2]] == [c.color for c in sent[:2]]
+    if kind == "image":
+        assert [c.contrast_limits for c in image.channels] == [
+            (100.0, 3000.0),
+            (50.0, 2000.0),
+            None,
+        ]
+        assert image.channels[2].color is None  # no view sent, none invented
+
+
 def test_generation1_dataset_is_what_old_clients_wrote(mikro_clean) -> None:
     data = RNG.integers(0, 255, size=(3, 1, 40, 2048, 1024), dtype=np.uint8)
     with connect(mikro_clean, "representation") as server:

@@ -508,3 +508,70 @@ def test_seeded_zarr_json_is_a_plain_v3_array(mikro: MikroStandIn, seeded: dict[
     assert metadata["dimension_names"] == ["c", "t", "z", "y", "x"]
     chunk_keys = [k for k in mikro.s3.list_objects("mikro-zarr", store["key"] + "/c/")]
     assert len(chunk_keys) == 2 * 3  # one chunk per plane
+
+
+RGB_CONTEXTS = """
+query Rendered($id: ID!) {
+  image(id: $id) {
+    rgbContexts {
+      id name
+      views { id cMin cMax colorMap gamma contrastLimitMin contrastLimitMax active baseColor }
+    }
+  }
+}
+"""
+
+
+def contexts(mikro: MikroStandIn, image_id: str) -> list[dict[str, Any]]:
+    return data_of(ask(mikro, RGB_CONTEXTS, id=image_id))["image"]["rgbContexts"]
+
+
+def test_rgb_views_sent_with_an_image_come_back_in_one_default_context(
+    mikro: MikroStandIn, upload: Any
+) -> None:
+    store = registered_store(mikro, upload)
+    sent = [
+        {"cMin": 0, "cMax": 1, "colorMap": "BLUE", "baseColor": [0.0, 0.0, 255.0, 255.0]},
+        {
+            "cMin": 1,
+            "cMax": 2,
+            "colorMap": "INTENSITY",
+            "baseColor": [255.0, 165.0, 0.0, 255.0],
+            "contrastLimitMin": 50.0,
+            "contrastLimitMax": 2000.0,
+            "active": False,
+        },
+    ]
+    registered = data_of(
+        ask(mikro, FROM_ARRAY_LIKE, input={"array": store, "name": "drawn", "rgbViews": sent})
+    )["fromArrayLike"]
+    (context,) = contexts(mikro, registered["id"])
+    assert context["name"] == "Default"
+    blue, orange = context["views"]
+    assert (blue["colorMap"], blue["baseColor"], blue["active"]) == ("BLUE", [0, 0, 255, 255], True)
+    assert blue["contrastLimitMin"] is None and blue["gamma"] is None
+    assert (orange["cMin"], orange["cMax"], orange["colorMap"]) == (1, 2, "INTENSITY")
+    assert orange["baseColor"] == [255, 165, 0, 255] and orange["active"] is False
+    assert (orange["contrastLimitMin"], orange["contrastLimitMax"]) == (50.0, 2000.0)
+
+
+@pytest.mark.parametrize(
+    ("channels", "name", "maps", "active"),
+    [
+        (3, "RGB", ["RED", "GREEN", "BLUE"], [True] * 3),
+        (2, "Default", ["VIRIDIS"] * 2, [True, False]),
+    ],
+)
+def test_an_image_without_rgb_views_gets_the_servers_own(
+    mikro: MikroStandIn, upload: Any, channels: int, name: str, maps: list[str], active: list[bool]
+) -> None:
+    store = registered_store(mikro, upload, channels=channels)
+    registered = data_of(ask(mikro, FROM_ARRAY_LIKE, input={"array": store, "name": "plain"}))
+    (context,) = contexts(mikro, registered["fromArrayLike"]["id"])
+    assert context["name"] == name
+    assert [v["colorMap"] for v in context["views"]] == maps
+    assert [v["active"] for v in context["views"]] == active
+    assert [(v["cMin"], v["cMax"]) for v in context["views"]] == [
+        (i, i + 1) for i in range(channels)
+    ]
+    assert all(v["baseColor"] == [255, 255, 255, 255] for v in context["views"])

@@ -111,6 +111,13 @@ def _color(meta: dict[str, Any]) -> tuple[float, float, float] | None:
     return parse_color(colormap)
 
 
+def _contrast_limits(meta: dict[str, Any]) -> tuple[float, float] | None:
+    limits = meta.get("contrast_limits")
+    if limits is None or len(limits) != 2 or not float(limits[1]) > float(limits[0]):
+        return None
+    return float(limits[0]), float(limits[1])
+
+
 def jobs_from_layer_data(
     layer_data: list[tuple], target: str, name: str | None = None
 ) -> list[UploadJob]:
@@ -157,7 +164,11 @@ def jobs_from_layer_data(
                 # Stacked channels need names: unnamed, a 6-D stack would be refused anyway.
                 dims=("c", *names) if multichannel and names else names,
                 channels=[
-                    Channel(name=m.get("name", f"Channel {i}"), color=_color(m))
+                    Channel(
+                        name=m.get("name", f"Channel {i}"),
+                        color=_color(m),
+                        contrast_limits=_contrast_limits(m),
+                    )
                     for i, m in enumerate(metas)
                 ],
                 pixel_size=_pixel_size(first, names),

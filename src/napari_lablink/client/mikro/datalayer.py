@@ -42,6 +42,7 @@ from napari_lablink.client.errors import (
 )
 from napari_lablink.client.lazy import ChunkIndex, ReadAhead, chunked_array
 from napari_lablink.client.mikro.s3errors import s3_failure
+from napari_lablink.client.outages import Source
 
 if TYPE_CHECKING:
     from zarr.core.buffer import Buffer, BufferPrototype
@@ -236,19 +237,20 @@ class GrantedStore(WrapperStore[ObjectStore[S3Store]]):
             client_options={
                 "allow_http": self.endpoint.startswith("http://"),
                 "connect_timeout": "5s",
-                # Per request; with retry_timeout below, a silent endpoint costs well under a
-                # minute, never obstore's default of minutes per chunk.
+                # Per request; with retry_timeout below, a silent endpoint costs one request's
+                # timeout (no retry starts after 15 s), never obstore's default of minutes.
                 "timeout": f"{min(S3_REQUEST_SECONDS, configured_seconds()):g}s",
                 "pool_max_idle_per_host": "64",
             },
             retry_config={
                 "max_retries": 3,
                 "backoff": {
-                    "init_backoff": timedelta(milliseconds=100),
+                    # A refused connection fails within ~0.35 s (three quick retries).
+                    "init_backoff": timedelta(milliseconds=50),
                     "max_backoff": timedelta(seconds=5),
                     "base": 2,
                 },
-                "retry_timeout": timedelta(seconds=30),
+                "retry_timeout": timedelta(seconds=15),
             },
         )
         return ObjectStore(s3, read_only=self._read_only)
@@ -403,12 +405,15 @@ class _ZarrChunks:
         return f"_ZarrChunks({self.array.store!r})"
 
 
-def lazy_array(array: AnyArray, name: str) -> da.Array:
+def lazy_array(
+    array: AnyArray, name: str, *, source: Source | None = None, image: str = ""
+) -> da.Array:
     """A dask array over a zarr array with one dask chunk per zarr chunk.
 
     Matching the server's chunks means a napari plane fetches exactly the chunks it covers, and
     the chunks of one compute are fetched together (see
-    :class:`~napari_lablink.client.lazy.ReadAhead`).
+    :class:`~napari_lablink.client.lazy.ReadAhead`). ``source`` and ``image`` are the server's
+    outage guard and the image's name (see :func:`~napari_lablink.client.lazy.chunked_array`).
     """
     chunks = _ZarrChunks(array)
     ahead = ReadAhead(chunks, chunks.many)
@@ -418,6 +423,8 @@ def lazy_array(array: AnyArray, name: str) -> da.Array:
         array.dtype,
         ahead.read,
         plan=ahead.plan,
+        source=source,
+        image=image,
     )
 
 

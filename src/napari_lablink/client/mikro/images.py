@@ -24,6 +24,7 @@ import zarr
 from zarr.errors import NodeNotFoundError
 from zarr.types import AnyArray
 
+from napari_lablink.client import outages
 from napari_lablink.client.colors import wavelength_to_rgb
 from napari_lablink.client.errors import (
     LablinkError,
@@ -33,7 +34,7 @@ from napari_lablink.client.errors import (
     malformed_answers,
     mark_upload_failure,
 )
-from napari_lablink.client.mikro import queries, reconcile
+from napari_lablink.client.mikro import queries, reconcile, render
 from napari_lablink.client.mikro.blocks import plane_chunks, pyramid_shapes, write_blocks
 from napari_lablink.client.mikro.datalayer import (
     GrantedStore,
@@ -126,7 +127,12 @@ class Images:
                     server=label,
                     obj=obj,
                 )
-            level = lazy_array(array, f"mikro-{image['store']['id']}-{store_ids[n]}")
+            level = lazy_array(
+                array,
+                f"mikro-{image['store']['id']}-{store_ids[n]}",
+                source=outages.source(label),
+                image=image.get("name") or obj,
+            )
             if order != list(range(len(dims))):
                 level = level.transpose(order)
             levels.append(level)
@@ -141,7 +147,12 @@ class Images:
             pixel_size={
                 d: s for d, s in pixel_size.items() if d in dims and full.shape[dims.index(d)] > 1
             },
-            channels=_channels(image.get("channelViews") or [], levels[0].shape, dims),
+            channels=_channels(
+                image.get("channelViews") or [],
+                image.get("rgbContexts") or [],
+                levels[0].shape,
+                dims,
+            ),
             # Generation 2 has no "variety": a label image is one that carries mask views.
             is_labels=bool(image.get("maskViews") or image.get("instanceMaskViews")),
             server_metadata={
@@ -327,14 +338,19 @@ def _pixel_size(views: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def _channels(
-    views: list[dict[str, Any]], shape: tuple[int, ...], dims: tuple[str, ...]
+    views: list[dict[str, Any]],
+    contexts: list[dict[str, Any]],
+    shape: tuple[int, ...],
+    dims: tuple[str, ...],
 ) -> list[Channel]:
-    """Channel descriptions from channel views.
+    """Channel descriptions from channel views, coloured by the RGB views of ``contexts``
+    (else by emission wavelength).
 
-    A view's ``cMin``/``cMax`` are the (inclusive) channel indices it describes, as for all mikro
-    views; views without them describe the remaining channels in order.
+    A channel view's ``cMin``/``cMax`` are the (inclusive) channel indices it describes; views
+    without them describe the remaining channels in order.
     """
     count = shape[dims.index("c")] if "c" in dims else 0
+    looks = render.channel_looks(contexts, count)
     assigned: dict[int, dict[str, Any]] = {}
     unbound = []
     for view in views:
@@ -349,10 +365,12 @@ def _channels(
     for i in range(count):
         view = assigned.get(i) or next(free, None) or {}
         emission = view.get("emissionWavelength")
+        colour, limits = looks.get(i, (None, None))
         channels.append(
             Channel(
                 name=view.get("name") or f"Channel {i}",
-                color=wavelength_to_rgb(emission),
+                color=colour or wavelength_to_rgb(emission),
+                contrast_limits=limits,
                 emission_wavelength=emission,
                 excitation_wavelength=view.get("excitationWavelength"),
             )
@@ -500,6 +518,9 @@ def _registration(
             for i, c in enumerate(request.channels)
         ],
     }
+    looks = render.rgb_views(request.channels)
+    if looks:
+        payload["rgbViews"] = looks
     if size:
         diagonal = [
             size.get("x", 1.0) * factor,

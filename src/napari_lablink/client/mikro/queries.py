@@ -48,6 +48,9 @@ query GetImage($id: ID!) {
     }
     maskViews { id }
     instanceMaskViews { id }
+    rgbContexts {
+      id name views { id cMin cMax colorMap contrastLimitMin contrastLimitMax active baseColor }
+    }
   }
 }"""
 

@@ -19,6 +19,7 @@ from typing import Any
 import zarr
 from zarr.errors import NodeNotFoundError
 
+from napari_lablink.client import outages
 from napari_lablink.client.browse import split_tags
 from napari_lablink.client.colors import parse_color
 from napari_lablink.client.errors import (
@@ -118,7 +119,14 @@ class Representations:
             uri=uri,
             name=rep.get("name") or obj,
             dims=DIMS,
-            levels=[lazy_array(array, f"mikro-{store.label}-0")],
+            levels=[
+                lazy_array(
+                    array,
+                    f"mikro-{store.label}-0",
+                    source=outages.source(label),
+                    image=rep.get("name") or obj,
+                )
+            ],
             pixel_size={d: float(size[d]) for d in ("z", "y", "x") if size.get(d)},
             channels=[_channel(described, i) for i in range(array.shape[0])],
             is_labels=variety == "MASK",

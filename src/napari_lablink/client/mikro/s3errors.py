@@ -14,7 +14,7 @@ from collections.abc import Callable
 from napari_lablink.client.errors import (
     ConfigurationError,
     LablinkError,
-    ServerError,
+    ServerFailedError,
     ServerUnavailableError,
     UploadError,
     cut,
@@ -52,7 +52,7 @@ def s3_failure(exc: BaseException, endpoint: str, obj: str) -> LablinkError | No
     what = f"{request[1]} {cut(request[2], 120)}" if request else "the request"
     tail = f" after {retries[1]} retries" if retries else ""
     if status and status[1].startswith("5"):
-        return ServerError(
+        return ServerFailedError(
             f"S3 failed: {what} answered HTTP {status[1]}{tail}",
             server=endpoint,
             obj=obj,

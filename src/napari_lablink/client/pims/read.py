@@ -20,6 +20,7 @@ import imagecodecs
 import numpy as np
 from dask.base import tokenize
 
+from napari_lablink.client import outages
 from napari_lablink.client.colors import parse_color
 from napari_lablink.client.errors import (
     ConfigurationError,
@@ -189,7 +190,15 @@ class _WindowReader:
         # Windows of one compute are fetched together, however few threads dask has: a PIMS
         # deployment serves them in parallel with several workers.
         ahead = ReadAhead(_TierWindows(self, tier.level, chunks_y, chunks_x))
-        return chunked_array(name, chunks, self.dtype, ahead.read, plan=ahead.plan)
+        return chunked_array(
+            name,
+            chunks,
+            self.dtype,
+            ahead.read,
+            plan=ahead.plan,
+            source=outages.source(self.session.label),
+            image=self.path.rsplit("/", 1)[-1],
+        )
 
     def fetch(
         self,

@@ -26,6 +26,7 @@ import tifffile
 
 from napari_lablink.client.errors import ChannelDataError
 from napari_lablink.client.lazy import chunked_array
+from napari_lablink.client.outages import Source
 
 __all__ = ["ChannelCache", "ImageChannels", "channel_file", "channel_stack", "decode_png"]
 
@@ -289,10 +290,19 @@ class ImageChannels:
         return self.get(name)[np.newaxis]
 
 
-def channel_stack(cache: ImageChannels, names: Sequence[str], shape: tuple[int, int]) -> da.Array:
+def channel_stack(
+    cache: ImageChannels,
+    names: Sequence[str],
+    shape: tuple[int, int],
+    *,
+    source: Source | None = None,
+    image: str = "",
+) -> da.Array:
     """A lazy (c, y, x) uint16 stack with one chunk per channel, each read through ``cache``.
 
     Before a compute, dask says which channels it needs, so the cache can download them at once.
+    ``source`` and ``image`` guard the reads against an outage (see
+    :func:`~napari_lablink.client.lazy.chunked_array`).
     """
     return chunked_array(
         f"mibi-channels-{uuid.uuid4().hex}",
@@ -300,6 +310,8 @@ def channel_stack(cache: ImageChannels, names: Sequence[str], shape: tuple[int, 
         np.uint16,
         _ChannelBlocks(cache, tuple(names)),
         plan=lambda indices: cache.prefetch(names[index[0]] for index in indices),
+        source=source,
+        image=image,
     )
 
 

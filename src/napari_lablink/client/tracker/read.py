@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from napari_lablink.client import outages
 from napari_lablink.client.colors import parse_color
+from napari_lablink.client.deadline import configured_seconds
 from napari_lablink.client.errors import ConfigurationError, NotFoundError, ProtocolError
 from napari_lablink.client.models import Channel, RemoteImage
 from napari_lablink.client.tracker import records
@@ -34,7 +36,10 @@ def channel_data(session: TrackerSession, image_id: int | str, channel_name: str
             obj=obj,
             hint="Check the channel name against the image's channel list (its 'pngs')",
         ) from None
-    return decode_png(session.transfer("GET", url, obj=obj).content, f"channel {channel_name!r}")
+    # One channel PNG, not a whole MIBItiff: the usual limit of one call, so that a storage that
+    # hangs holds a napari slice no longer than that.
+    answer = session.transfer("GET", url, obj=obj, deadline=configured_seconds())
+    return decode_png(answer.content, f"channel {channel_name!r}")
 
 
 def mibi_image(session: TrackerSession, image_id: int | str) -> MibiImage:
@@ -89,6 +94,8 @@ def open_image(session: TrackerSession, uri: RemoteURI, channels: ChannelCache) 
                 channels.image(str(image.id), _ChannelReader(session, image.id, frame)),
                 image.pngs,
                 (frame, frame),
+                source=outages.source(session.label),
+                image=_image_name(image),
             )
         ],
         pixel_size=pixel_size(image),

@@ -268,9 +268,18 @@ class TrackerSession:
         return body
 
     def transfer(
-        self, method: str, url: str, *, obj: str | None = None, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        obj: str | None = None,
+        deadline: float | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
         """A request to a signed storage URL: 30 s timeout, and the token is never sent.
+
+        The whole transfer ends within ``deadline`` seconds (default: ten times the usual
+        limit of a call, for whole MIBItiffs).
 
         The URL is absolute and on storage's origin, so the session's auth leaves it alone; if a
         tracker ever signs URLs on its own origin, the token is still kept out by sending the
@@ -286,7 +295,7 @@ class TrackerSession:
             timeout=TRANSFER_TIMEOUT,
             auth=None,
             max_bytes=None,  # whole MIBItiffs; the deadline still bounds the time
-            deadline=10 * configured_seconds(),
+            deadline=10 * configured_seconds() if deadline is None else deadline,
             **kwargs,
         )
 

@@ -25,6 +25,8 @@ from napari_lablink.testing.mikro.state import (
     MikroState,
     ReferenceView,
     Representation,
+    RGBContext,
+    RGBView,
     ScaleView,
     ZarrStore,
 )
@@ -199,11 +201,14 @@ class MikroBackend:
         scale_views: Sequence[dict[str, Any]] | None,
         mask_views: Sequence[dict[str, Any]] | None = None,
         instance_mask_views: Sequence[dict[str, Any]] | None = None,
+        rgb_views: Sequence[dict[str, Any]] | None = None,
     ) -> Image:
         """Register a populated store as an image; mask views make it a label image.
 
         A mask view names the view it labels (``referenceView``); without one it labels the image
-        itself, through a reference view the server creates for it.
+        itself, through a reference view the server creates for it. RGB views go into one
+        "Default" render context; without any, the server makes its own (see
+        :meth:`_default_rgb_context`).
         """
         store = self.state.store(store_id)
         if store.state != STORE_POPULATED:
@@ -219,6 +224,12 @@ class MikroBackend:
             for instance, given in ((False, mask_views), (True, instance_mask_views))
             for view in given or ()
         ]
+        if rgb_views is not None:
+            context = RGBContext(
+                self.state.new_id("view"), "Default", [self._rgb_view(v) for v in rgb_views]
+            )
+        else:
+            context = self._default_rgb_context(channels)
         image = Image(
             id=image_id,
             name=name,
@@ -227,6 +238,7 @@ class MikroBackend:
             channel_views=views,
             affine_views=affines,
             mask_views=masks,
+            rgb_contexts=[context],
         )
         with self.state.lock:
             self.state.images[image.id] = image
@@ -288,6 +300,50 @@ class MikroBackend:
             c_min=c_min,
             c_max=c_max,
         )
+
+    def _rgb_view(self, view: dict[str, Any]) -> RGBView:
+        """An RGB view as the real server stores one: what was sent, active unless said otherwise.
+        A view without a colorMap is stored there as ``gray``, which its own enum cannot answer
+        later; the stand-in refuses it at once."""
+        if view.get("context") is not None:
+            raise MikroError(f"RGBRenderContext matching query does not exist: {view['context']}")
+        if view.get("colorMap") is None:
+            raise MikroError("an RGB view needs a colorMap (the server's default is no ColorMap)")
+        return RGBView(
+            id=self.state.new_id("view"),
+            c_min=view.get("cMin"),
+            c_max=view.get("cMax"),
+            color_map=view["colorMap"],
+            gamma=view.get("gamma"),
+            contrast_limit_min=view.get("contrastLimitMin"),
+            contrast_limit_max=view.get("contrastLimitMax"),
+            active=view.get("active") if view.get("active") is not None else True,
+            base_color=list(view["baseColor"]) if view.get("baseColor") else None,
+        )
+
+    def _default_rgb_context(self, channels: int) -> RGBContext:
+        """What the real server makes for an image registered without RGB views: red, green and
+        blue for three channels, else viridis for each channel with only the first active."""
+        white = [255, 255, 255, 255]
+        if channels == 3:
+            maps, name = ["RED", "GREEN", "BLUE"], "RGB"
+        else:
+            maps, name = ["VIRIDIS"] * channels, "Default"
+        views = [
+            RGBView(
+                id=self.state.new_id("view"),
+                c_min=i,
+                c_max=i + 1,
+                color_map=color_map,
+                gamma=None,
+                contrast_limit_min=None,
+                contrast_limit_max=None,
+                active=channels == 3 or i == 0,
+                base_color=list(white),
+            )
+            for i, color_map in enumerate(maps)
+        ]
+        return RGBContext(self.state.new_id("view"), name, views)
 
     def _mask_view(self, view: dict[str, Any], image_id: str, instance: bool) -> MaskView:
         reference = view.get("referenceView")

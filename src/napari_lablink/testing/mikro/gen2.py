@@ -84,6 +84,7 @@ class Gen2Root:
             scale_views=input.get("scaleViews"),
             mask_views=input.get("maskViews"),
             instance_mask_views=input.get("instanceMaskViews"),
+            rgb_views=input.get("rgbViews"),
         )
         return self._image(image)
 
@@ -123,6 +124,27 @@ class Gen2Root:
             ],
             "maskViews": [self._mask_view(v) for v in image.mask_views if not v.instance],
             "instanceMaskViews": [self._mask_view(v) for v in image.mask_views if v.instance],
+            "rgbContexts": [
+                {
+                    "id": context.id,
+                    "name": context.name,
+                    "views": [
+                        {
+                            "id": view.id,
+                            "cMin": view.c_min,
+                            "cMax": view.c_max,
+                            "colorMap": view.color_map,
+                            "gamma": view.gamma,
+                            "contrastLimitMin": view.contrast_limit_min,
+                            "contrastLimitMax": view.contrast_limit_max,
+                            "active": view.active,
+                            "baseColor": view.base_color,
+                        }
+                        for view in context.views
+                    ],
+                }
+                for context in image.rgb_contexts
+            ],
         }
 
     def _mask_view(self, view: MaskView) -> dict[str, Any]:

@@ -175,6 +175,51 @@ type ChannelView {
   cMax: Int
 }
 
+"How a channel's intensities map to display colours (the monochrome maps run from black)."
+enum ColorMap {
+  VIRIDIS
+  PLASMA
+  INFERNO
+  MAGMA
+  RED
+  GREEN
+  BLUE
+  INTENSITY
+  CYAN
+  MAGENTA
+  YELLOW
+  BLACK
+  WHITE
+  ORANGE
+  PURPLE
+  PINK
+  BROWN
+  GREY
+  RAINBOW
+  SPECTRAL
+  COOL
+  WARM
+}
+
+"How the channels cMin <= c < cMax are rendered: map, base colour (RGBA 0..255), contrast."
+type RGBView {
+  id: ID!
+  cMin: Int
+  cMax: Int
+  colorMap: ColorMap!
+  gamma: Float
+  contrastLimitMin: Float
+  contrastLimitMax: Float
+  active: Boolean!
+  baseColor: [Int!]
+}
+
+type RGBContext {
+  id: ID!
+  name: String!
+  views: [RGBView!]!
+}
+
 type AffineTransformationView {
   id: ID!
   affineMatrix: FourByFourMatrix!
@@ -218,6 +263,7 @@ type Image {
   derivedScaleViews: [ScaleView!]!
   maskViews: [MaskView!]!
   instanceMaskViews: [InstanceMaskView!]!
+  rgbContexts: [RGBContext!]!
 }
 
 type ZarrAccessGrant {
@@ -294,6 +340,20 @@ input PartialChannelViewInput {
   cMax: Int
 }
 
+input PartialRGBViewInput {
+  cMin: Int
+  cMax: Int
+  context: ID
+  gamma: Float
+  contrastLimitMin: Float
+  contrastLimitMax: Float
+  rescale: Boolean
+  scale: Float
+  active: Boolean
+  colorMap: ColorMap
+  baseColor: [Float!]
+}
+
 input PartialAffineTransformationViewInput {
   affineMatrix: FourByFourMatrix!
   stage: ID
@@ -331,6 +391,7 @@ input FromArrayLikeInput {
   scaleViews: [PartialScaleViewInput!]
   maskViews: [PartialMaskViewInput!]
   instanceMaskViews: [PartialInstanceMaskViewInput!]
+  rgbViews: [PartialRGBViewInput!]
 }
 
 type Query {

@@ -206,6 +206,7 @@ class MikroStandIn(Service):
         self._root_fields: list[tuple[str, tuple[str, ...], dict[str, Any]]] = []
         self._log_lock = threading.Lock()
         self._server: ServerThread | None = None
+        self._suspended_port = port
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -230,6 +231,23 @@ class MikroStandIn(Service):
             self._server = None
         if self._owns_s3:
             self.s3.stop()
+
+    def suspend(self) -> None:
+        """Stop listening, GraphQL and S3 alike, as a crashed deployment: connections are
+        refused. The data stays, and :meth:`resume` serves it again at the same addresses."""
+        if self._server is not None:
+            self._suspended_port = self._server.port
+            self._server.stop()
+            self._server = None
+        self.s3.suspend()
+
+    def resume(self) -> None:
+        """Serve again at the addresses of before :meth:`suspend`."""
+        self.s3.resume()
+        if self._server is None:
+            server = _MikroServer(self._host, self._suspended_port, self)
+            self._server = ServerThread(server, name="mikro-stand-in")
+            self._server.start()
 
     # -- addresses ---------------------------------------------------------------------------
 

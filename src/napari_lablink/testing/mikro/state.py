@@ -64,6 +64,30 @@ class ChannelView:
 
 
 @dataclass
+class RGBView:
+    """How the channels ``c_min <= c < c_max`` are rendered; ``color_map`` is the enum's name."""
+
+    id: str
+    c_min: int | None
+    c_max: int | None
+    color_map: str
+    gamma: float | None
+    contrast_limit_min: float | None
+    contrast_limit_max: float | None
+    active: bool
+    base_color: list[float] | None
+
+
+@dataclass
+class RGBContext:
+    """A named group of RGB views that together render an image."""
+
+    id: str
+    name: str
+    views: list[RGBView]
+
+
+@dataclass
 class AffineTransformationView:
     id: str
     affine_matrix: list[list[float]]
@@ -115,6 +139,7 @@ class Image:
     channel_views: list[ChannelView] = field(default_factory=list)
     affine_views: list[AffineTransformationView] = field(default_factory=list)
     mask_views: list[MaskView] = field(default_factory=list)
+    rgb_contexts: list[RGBContext] = field(default_factory=list)
 
 
 class MikroState:

@@ -284,6 +284,7 @@ class S3StandIn(Service):
         self.requests = RequestLog()
         self._moto: Any = None
         self._gateway: ServerThread | None = None
+        self._suspended_port = port
         self._pool: _ConnectionPool
         self._moto_authority = ""
         self._clients: dict[str, Any] = {}
@@ -330,6 +331,21 @@ class S3StandIn(Service):
                 self._moto.stop()
                 self._moto = None
                 self._clients.clear()
+
+    def suspend(self) -> None:
+        """Stop the gateway, as a crashed S3: connections are refused. moto keeps the data,
+        and :meth:`resume` serves it again at the same endpoint."""
+        if self._gateway is not None:
+            self._suspended_port = self._gateway.port
+            self._gateway.stop()
+            self._gateway = None
+
+    def resume(self) -> None:
+        """Serve again at the endpoint of before :meth:`suspend`."""
+        if self._gateway is None and self._moto is not None:
+            server = _GatewayServer(self._host, self._suspended_port, self)
+            self._gateway = ServerThread(server, name="s3-stand-in-gateway")
+            self._gateway.start()
 
     def _delete_buckets(self) -> None:
         s3 = self.admin_client()

@@ -533,8 +533,10 @@ class TrackerStandIn(Service):
         self._lost: list[str | None] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        handler = type("TrackerHandler", (_Handler,), {"standin": self})
-        self._thread = ServerThread(LoopbackHTTPServer(host, port, handler), "tracker-stand-in")
+        self._handler = type("TrackerHandler", (_Handler,), {"standin": self})
+        self._thread = ServerThread(
+            LoopbackHTTPServer(host, port, self._handler), "tracker-stand-in"
+        )
         self._host = host
         self._started = False
 
@@ -552,6 +554,20 @@ class TrackerStandIn(Service):
         if self._started:
             self._thread.stop()
             self._started = False
+
+    def suspend(self) -> None:
+        """Stop listening, as a crashed server: connections are refused. The data stays, and
+        :meth:`resume` serves it again at the same address."""
+        if self._started:
+            self._thread.stop()
+            self._started = False
+
+    def resume(self) -> None:
+        """Serve again at the address of before :meth:`suspend`."""
+        if not self._started:
+            server = LoopbackHTTPServer(self._host, self.port, self._handler)
+            self._thread = ServerThread(server, "tracker-stand-in")
+            self.start()
 
     @property
     def port(self) -> int:
