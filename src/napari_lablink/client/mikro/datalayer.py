@@ -373,6 +373,11 @@ class _ZarrChunks:
     def __call__(self, index: ChunkIndex) -> np.ndarray:
         return np.asarray(self.array[self._region(index, index)])
 
+    def whole(self) -> np.ndarray:
+        """The whole array in one zarr call: its chunks fetched concurrently, each decoded
+        straight into the result."""
+        return np.asarray(self.array[...])
+
     def many(self, indices: list[ChunkIndex]) -> list[np.ndarray]:
         """Several chunks: the box around them in one zarr call (which fetches its chunks
         concurrently) when they fill it, else one call each."""
@@ -408,7 +413,7 @@ def lazy_array(array: AnyArray, name: str) -> da.Array:
 
     Matching the server's chunks means a napari plane fetches exactly the chunks it covers, and
     the chunks of one compute are fetched together (see
-    :class:`~napari_lablink.client.lazy.ReadAhead`).
+    :class:`~napari_lablink.client.lazy.ReadAhead`); computing the whole array is one zarr read.
     """
     chunks = _ZarrChunks(array)
     ahead = ReadAhead(chunks, chunks.many)
@@ -418,6 +423,7 @@ def lazy_array(array: AnyArray, name: str) -> da.Array:
         array.dtype,
         ahead.read,
         plan=ahead.plan,
+        read_whole=chunks.whole,
     )
 
 
