@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import cloudpickle
+import dask.array as da
 import numpy as np
 import pytest
 
@@ -116,3 +118,50 @@ def test_a_failed_batch_fails_its_compute() -> None:
     lazy = chunked_array("lazy-batch-fail", CHUNKS, DATA.dtype, ahead.read, plan=ahead.plan)
     with pytest.raises(OSError, match="dropped"):
         lazy.compute(scheduler="synchronous")
+
+
+def test_a_task_asking_for_a_planned_chunk_starts_its_whole_batch_at_once() -> None:
+    """dask takes the chunks in an order of its own: the batch a task asks for comes first."""
+    batches: list[list[ChunkIndex]] = []
+    gate = threading.Event()
+
+    def read_many(indices: list[ChunkIndex]) -> list[np.ndarray]:
+        batches.append(list(indices))
+        if indices[0] == (0,):
+            gate.wait(10)  # the read-ahead of the first batches is still under way
+        return [np.full(1, index[0]) for index in indices]
+
+    def read(index: ChunkIndex) -> np.ndarray:
+        raise AssertionError("every chunk asked for was planned")
+
+    ahead = ReadAhead(read, read_many)
+    ahead.plan([(i,) for i in range(64)])
+    assert ahead.read((63,))[0] == 63  # beyond the read-ahead window, so not yet under way
+    assert [(48,), (63,)] in ([b[0], b[-1]] for b in batches)
+    gate.set()
+    assert [ahead.read((i,))[0] for i in range(63)] == list(range(63))
+    assert sorted(i for batch in batches for i in batch) == [(i,) for i in range(64)]
+
+
+def test_computing_the_whole_array_is_one_read_and_anything_else_reads_chunks() -> None:
+    reads: list[object] = []
+
+    def read(index: ChunkIndex) -> np.ndarray:
+        reads.append(index)
+        return DATA[region(index)]
+
+    def read_whole() -> np.ndarray:
+        reads.append("whole")
+        return DATA.copy()
+
+    lazy = chunked_array("lazy-whole", CHUNKS, DATA.dtype, read, read_whole=read_whole)
+    np.testing.assert_array_equal(lazy.compute(), DATA)
+    np.testing.assert_array_equal(np.asarray(lazy), DATA)
+    assert reads == ["whole", "whole"]
+    reads.clear()
+    np.testing.assert_array_equal(lazy[1].compute(), DATA[1])
+    np.testing.assert_array_equal(lazy.compute(scheduler="synchronous"), DATA)
+    assert "whole" not in reads and len(reads) == 4 + 8
+    copy = cloudpickle.loads(cloudpickle.dumps(lazy))  # what dask.distributed sends
+    assert type(copy) is da.Array  # elsewhere it reads by chunks, as its workers should
+    np.testing.assert_array_equal(copy.compute(), DATA)

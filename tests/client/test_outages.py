@@ -72,6 +72,36 @@ def test_an_outage_answers_zeros_reports_once_and_stops_asking(heard) -> None:
     assert "[server mikro+http://lab:8080, image cells: The server could not be reached" in text
 
 
+def test_a_whole_read_is_guarded_too(heard) -> None:
+    """An array that computes itself in one read (mikro's whole level) answers zeros of its
+    whole shape in an outage, like its chunks do."""
+    source = outages.Source("mikro+http://lab:8080", cool_down=10, clock=Clock())
+    server = FlakyServer()
+    whole_reads = []
+
+    def read_whole() -> np.ndarray:
+        whole_reads.append(1)
+        if server.down:
+            raise server.error
+        return np.ones((3, 4, 4), np.uint16)
+
+    array = chunked_array(
+        "whole",
+        ((1,) * 3, (4,), (4,)),
+        np.uint16,
+        server,
+        source=source,
+        image="cells",
+        read_whole=read_whole,
+    )
+    assert array.compute().sum() == 48 and len(whole_reads) == 1
+    server.down = True
+    empty = array.compute()
+    assert empty.shape == (3, 4, 4) and not empty.any()
+    assert len(heard) == 1 and not source.available
+    assert not array.compute().any() and len(whole_reads) == 2  # the outage asks no more
+
+
 def test_after_the_cool_down_one_read_tries_again_and_the_return_is_heard(heard) -> None:
     clock = Clock()
     source = outages.Source("pims+http://lab", cool_down=10, clock=clock)

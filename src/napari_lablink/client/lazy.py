@@ -15,6 +15,11 @@ Reads of an array whose server is gone must not hold napari's slicing: given the
 :class:`~napari_lablink.client.outages.Source`, a chunk read that finds an outage (or comes while
 one lasts) answers zeros at once, and no chunks are read ahead for it.
 
+Computing a whole array, though, needs no graph at all: dask would read every chunk into an array
+of its own and then copy them all into the result, after the last read, on one core. An array
+given ``read_whole`` (a store that reads a region into one buffer, fetching its chunks
+concurrently) computes itself with that one call instead, when dask's local threads would.
+
 The arrays pickle, so they compute on a ``dask.distributed`` cluster too. A layer that arrives
 in another process (a scheduler) comes without its ``plan``: the chunks will be read by the
 workers, and read-ahead there would only fetch chunks for a process that never collects them.
@@ -30,7 +35,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import product
 from typing import Any
 
+import dask
 import dask.array as da
+import dask.threaded
 import numpy as np
 from dask._task_spec import Task
 from dask.highlevelgraph import HighLevelGraph, Layer, MaterializedLayer
@@ -144,6 +151,26 @@ class _ChunkLayer(Layer):
         return MaterializedLayer(tasks, annotations=self.annotations), {k: set() for k in tasks}
 
 
+def _guard(
+    source: Source,
+    image: str,
+    read: Callable[[], np.ndarray],
+    shape: tuple[int, ...],
+    dtype: DTypeLike,
+) -> np.ndarray:
+    """``read()``, or zeros of ``shape`` when ``source`` is in an outage or this read finds one."""
+    if not source.admit():
+        return np.zeros(shape, dtype)
+    try:
+        data = read()
+    except BaseException as exc:
+        if source.failed(exc, image) and isinstance(exc, Exception):
+            return np.zeros(shape, dtype)
+        raise
+    source.succeeded()
+    return data
+
+
 class _Guarded:
     """A chunk reader that answers zeros instead of waiting on a server that is gone."""
 
@@ -162,20 +189,29 @@ class _Guarded:
         self.dtype = dtype
 
     def __call__(self, index: ChunkIndex) -> np.ndarray:
-        if not self.source.admit():
-            return self._empty(index)
-        try:
-            chunk = self.read(index)
-        except BaseException as exc:
-            if self.source.failed(exc, self.image) and isinstance(exc, Exception):
-                return self._empty(index)
-            raise
-        self.source.succeeded()
-        return chunk
-
-    def _empty(self, index: ChunkIndex) -> np.ndarray:
         shape = tuple(axis[i] for axis, i in zip(self.sizes, index, strict=True))
-        return np.zeros(shape, self.dtype)
+        return _guard(self.source, self.image, lambda: self.read(index), shape, self.dtype)
+
+
+class _GuardedWhole:
+    """The whole-array read under the same guard: zeros of the whole shape during an outage."""
+
+    def __init__(
+        self,
+        read_whole: Callable[[], np.ndarray],
+        source: Source,
+        image: str,
+        sizes: tuple[tuple[int, ...], ...],
+        dtype: DTypeLike,
+    ) -> None:
+        self.read_whole = read_whole
+        self.source = source
+        self.image = image
+        self.shape = tuple(sum(axis) for axis in sizes)
+        self.dtype = dtype
+
+    def __call__(self) -> np.ndarray:
+        return _guard(self.source, self.image, self.read_whole, self.shape, self.dtype)
 
 
 class _GuardedPlan:
@@ -199,33 +235,60 @@ def chunked_array(
     plan: PlanChunks | None = None,
     source: Source | None = None,
     image: str = "",
+    read_whole: Callable[[], np.ndarray] | None = None,
 ) -> da.Array:
     """A dask array whose chunk at grid position ``index`` is ``read(index)``.
 
     ``chunks`` are dask's explicit chunk sizes per axis; ``name`` is the graph key and must be
     unique to this ``read``. ``plan``, when given, hears the chunk indices of each compute that
-    needs more than one chunk, before any of them is read. With a ``source`` (the server's),
-    an outage answers zeros and is reported once, naming ``image``. For the array to compute on
-    a ``dask.distributed`` cluster, ``read`` must pickle.
+    needs more than one chunk, before any of them is read. ``read_whole``, when given, reads
+    the whole array at once: ``compute()`` of the array itself uses it. With a ``source`` (the
+    server's), an outage answers zeros and is reported once, naming ``image``. For the array to
+    compute on a ``dask.distributed`` cluster, ``read`` must pickle.
     """
     sizes = tuple(tuple(int(n) for n in axis) for axis in chunks)
     if source is not None:
         read = _Guarded(read, source, image, sizes, dtype)
         plan = _GuardedPlan(plan, source) if plan is not None else None
+        if read_whole is not None:
+            read_whole = _GuardedWhole(read_whole, source, image, sizes, dtype)
     layer = _ChunkLayer(name, tuple(len(axis) for axis in sizes), read, plan)
     graph = HighLevelGraph({name: layer}, {name: set()})
-    array: da.Array = da.Array(graph, name, chunks=sizes, dtype=dtype)
+    if read_whole is None:
+        return da.Array(graph, name, chunks=sizes, dtype=dtype)
+    array = _WholeRead(graph, name, chunks=sizes, dtype=dtype)
+    array.read_whole = read_whole
     return array
+
+
+class _WholeRead(da.Array):
+    """A chunked array that computes itself with one read into its result.
+
+    Only the array itself: anything made from it (a slice, a sum) is a plain dask array, and so
+    is this one in another process or with options or a scheduler of its own (a
+    ``dask.distributed`` client reads on its workers).
+    """
+
+    read_whole: Callable[[], np.ndarray] | None = None
+
+    def compute(self, **kwargs: Any) -> Any:
+        local = dask.base.get_scheduler(collections=[self]) is dask.threaded.get
+        if kwargs or not local or self.read_whole is None:
+            return super().compute(**kwargs)
+        return self.read_whole()
 
 
 class ReadAhead:
     """Wraps a chunk reader so that the chunks a compute will need are read ahead, together.
 
     Give :meth:`read` and :meth:`plan` to :func:`chunked_array`. Once a compute's chunks are
-    planned, up to ``_READ_AHEAD_WINDOW`` of them are in flight at a time and each dask task
+    planned, the first ``_READ_AHEAD_WINDOW`` of them are read at once and each dask task
     collects its own; a chunk nobody planned is read directly. ``read_many``, when given, reads
     a batch of chunks in one call (a store that fetches a region's chunks concurrently does
-    better with one call than with many). It pickles as its readers alone: what is in flight
+    better with one call than with many): the planned chunks are cut into batches in index
+    order, and a task that asks for a planned chunk not yet under way starts its whole batch.
+    dask's order is its own (it may go through the planes backwards), so batches follow the
+    tasks' demand rather than wait in line. It pickles as its readers alone: what is in flight
     belongs to this process.
     """
 
@@ -238,7 +301,8 @@ class ReadAhead:
         self._read_many = read_many
         self._lock = threading.Lock()
         self._pending: dict[ChunkIndex, tuple[float, Future[np.ndarray]]] = {}
-        self._planned: dict[ChunkIndex, None] = {}  # an ordered set
+        #: Planned chunks not yet under way, in index order, each with the batch it belongs to.
+        self._planned: dict[ChunkIndex, list[ChunkIndex]] = {}
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ReadAhead, (self._read, self._read_many))
@@ -246,6 +310,10 @@ class ReadAhead:
     def read(self, index: ChunkIndex) -> np.ndarray:
         with self._lock:
             entry = self._pending.pop(index, None)
+            batch = self._planned.get(index)
+            if entry is None and batch is not None and len(batch) > 1:
+                self._start(batch)  # this task is first to ask: its neighbours come along
+                entry = self._pending.pop(index)
             self._planned.pop(index, None)
             self._top_up()
         if entry is not None:
@@ -260,27 +328,31 @@ class ReadAhead:
                 if now - started > _READ_AHEAD_TTL:  # planned by a compute that failed
                     future.cancel()
                     del self._pending[index]
-            self._planned = dict.fromkeys(sorted(indices))
+            ordered = [index for index in sorted(indices) if index not in self._pending]
+            size = _READ_AHEAD_WINDOW // 2 if self._read_many else 1
+            self._planned = {}
+            for start in range(0, len(ordered), size):
+                batch = ordered[start : start + size]
+                self._planned.update(dict.fromkeys(batch, batch))
             self._top_up()
 
     def _top_up(self) -> None:
+        while self._planned and len(self._pending) < _READ_AHEAD_WINDOW:
+            self._start(next(iter(self._planned.values())))
+
+    def _start(self, batch: list[ChunkIndex]) -> None:
+        """Read ``batch`` (a planned one) in the background: one call, or one chunk."""
         executor = _read_ahead_executor()
         now = time.monotonic()
-        batch_size = _READ_AHEAD_WINDOW // 2 if self._read_many else 1
-        while self._planned and len(self._pending) < _READ_AHEAD_WINDOW:
-            batch: list[ChunkIndex] = []
-            while self._planned and len(batch) < batch_size:
-                index = next(iter(self._planned))
-                del self._planned[index]
-                if index not in self._pending:
-                    batch.append(index)
-            if len(batch) == 1:
-                self._pending[batch[0]] = (now, executor.submit(self._read, batch[0]))
-            elif batch:
-                futures: list[Future[np.ndarray]] = [Future() for _ in batch]
-                for index, future in zip(batch, futures, strict=True):
-                    self._pending[index] = (now, future)
-                executor.submit(self._batch, batch, futures)
+        for index in batch:
+            self._planned.pop(index, None)
+        if len(batch) == 1:
+            self._pending[batch[0]] = (now, executor.submit(self._read, batch[0]))
+            return
+        futures: list[Future[np.ndarray]] = [Future() for _ in batch]
+        for index, future in zip(batch, futures, strict=True):
+            self._pending[index] = (now, future)
+        executor.submit(self._batch, batch, futures)
 
     def _batch(self, batch: list[ChunkIndex], futures: list[Future[np.ndarray]]) -> None:
         assert self._read_many is not None

@@ -14,8 +14,10 @@ docs/architecture.md ("Transport") hold in one place:
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable
@@ -141,6 +143,13 @@ def describe_response(
     return cut(scrub(plain_text(body)), limit)
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context, made once: loading the CA bundle costs ~0.1 s of CPU, which
+    every new connection (each open of an image after a reconnect) would otherwise pay again."""
+    return httpx.create_ssl_context()
+
+
 class Transport:
     """One server's HTTP session.
 
@@ -177,6 +186,7 @@ class Transport:
             limits=limits,
             follow_redirects=False,
             headers={"User-Agent": "napari-lablink"},
+            verify=_tls_context(),
         )
         _bind_to_deadlines(self._client)
 

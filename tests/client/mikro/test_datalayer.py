@@ -76,3 +76,13 @@ def test_a_big_compute_keeps_a_bounded_window_in_flight() -> None:
     np.testing.assert_array_equal(lazy_array(array, "t").compute(scheduler="synchronous"), data)
     assert len(store.keys) == 256 and len(set(store.keys)) == 256  # each chunk read once
     assert 4 < store.most <= 33  # the read-ahead window (32 chunks) and dask's own read
+
+
+def test_a_whole_image_is_one_read_of_each_chunk_fetched_concurrently() -> None:
+    data = np.arange(2 * 128 * 128, dtype=np.uint16).reshape(2, 128, 128)
+    array, store = make(data, (1, 32, 32))
+    np.testing.assert_array_equal(lazy_array(array, "t").compute(), data)
+    assert sorted(store.keys) == sorted(
+        f"c/{z}/{y}/{x}" for z in range(2) for y in range(4) for x in range(4)
+    )
+    assert store.most > 4

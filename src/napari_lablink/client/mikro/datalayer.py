@@ -375,6 +375,11 @@ class _ZarrChunks:
     def __call__(self, index: ChunkIndex) -> np.ndarray:
         return np.asarray(self.array[self._region(index, index)])
 
+    def whole(self) -> np.ndarray:
+        """The whole array in one zarr call: its chunks fetched concurrently, each decoded
+        straight into the result."""
+        return np.asarray(self.array[...])
+
     def many(self, indices: list[ChunkIndex]) -> list[np.ndarray]:
         """Several chunks: the box around them in one zarr call (which fetches its chunks
         concurrently) when they fill it, else one call each."""
@@ -412,8 +417,9 @@ def lazy_array(
 
     Matching the server's chunks means a napari plane fetches exactly the chunks it covers, and
     the chunks of one compute are fetched together (see
-    :class:`~napari_lablink.client.lazy.ReadAhead`). ``source`` and ``image`` are the server's
-    outage guard and the image's name (see :func:`~napari_lablink.client.lazy.chunked_array`).
+    :class:`~napari_lablink.client.lazy.ReadAhead`); computing the whole array is one zarr read.
+    ``source`` and ``image`` are the server's outage guard and the image's name (see
+    :func:`~napari_lablink.client.lazy.chunked_array`).
     """
     chunks = _ZarrChunks(array)
     ahead = ReadAhead(chunks, chunks.many)
@@ -425,6 +431,7 @@ def lazy_array(
         plan=ahead.plan,
         source=source,
         image=image,
+        read_whole=chunks.whole,
     )
 
 

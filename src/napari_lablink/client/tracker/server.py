@@ -31,8 +31,10 @@ from napari_lablink.formats.mibitiff import MibiImage
 
 __all__ = ["Routes", "TrackerServer"]
 
-#: Channels downloaded at once; the transport pools 16 connections.
-DOWNLOAD_THREADS = 8
+#: Channels downloaded at once, one per connection of the transport's 16. Each channel waits
+#: on two requests (its signed URL, then the PNG), so across a network the threads mostly wait;
+#: decoding releases the GIL. At 20 ms latency 16 beat 8 by about a fifth, on loopback no worse.
+DOWNLOAD_THREADS = 16
 
 
 class Routes:
