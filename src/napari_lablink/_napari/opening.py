@@ -4,8 +4,9 @@ npe2 readers are synchronous and run on the Qt thread, where a slow or dead serv
 the window. So when a viewer is up, the reader only schedules :func:`open_in_viewer` and answers
 napari's "nothing to add" sentinel; a worker (the widgets' one idiom, :mod:`.workers`) fetches the
 metadata, picks channels, samples contrast and lists ROIs, with a cancellable progress bar in
-napari's activity panel; then the layers are added on the Qt thread in one go. A failure is one
-notification. Scripts that need the layers wait with :func:`wait_for_opens`.
+napari's activity panel; then the layers are added on the Qt thread, a few per event-loop turn
+(:mod:`.inserting`). A failure is one notification. Scripts that need the layers wait with
+:func:`wait_for_opens`.
 
 The browser's channel picker calls :func:`open_in_viewer` with ``channels=``; the reader takes the
 same choice from the URI (``?channels=CD45,dsDNA``).
@@ -19,10 +20,12 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from napari.layers import Layer, Points, Shapes
 from napari.utils.notifications import show_error
 from napari.utils.progress import cancelable_progress
 
-from napari_lablink._napari.layers import LayerDataTuple, layer_data, with_image_name
+from napari_lablink._napari.inserting import insert_layers, one_per_layer, pending_inserts
+from napari_lablink._napari.layers import LayerDataTuple, layer_data
 from napari_lablink._napari.rois import read_rois, watch_current_viewer
 from napari_lablink._napari.workers import Task, Workers, describe
 from napari_lablink.client.connection import open_image
@@ -38,7 +41,7 @@ __all__ = ["failure_message", "open_in_viewer", "prepare_layers", "wait_for_open
 
 log = logging.getLogger(__name__)
 
-_STEPS = 3  # metadata, contrast, ROIs
+_STEPS = 4  # metadata, contrast, ROIs, the first planes
 _workers: Workers | None = None
 
 
@@ -105,13 +108,12 @@ def open_in_viewer(
         bar.n = count
         bar.refresh()
 
-    def on_done(layers: list[LayerDataTuple]) -> None:
+    def on_done(layers: list[Layer]) -> None:
         target = viewer_ref()
-        added: list[Any] = []
         if target is not None and not task.cancelled.is_set():
-            added = add_layers(target, layers)
-        if done is not None:
-            done(added)
+            add_layers(target, layers, done)
+        elif done is not None:
+            done([])
 
     def on_failed(exc: Exception) -> None:
         if not isinstance(exc, _Cancelled):
@@ -120,7 +122,7 @@ def open_in_viewer(
             done([])
 
     task = _background().start(
-        lambda t: prepare_layers(uri, channels=channels, task=t),
+        lambda t: make_layers(prepare_layers(uri, channels=channels, task=t), t),
         done=on_done,
         failed=on_failed,
         progress=on_progress,
@@ -130,43 +132,55 @@ def open_in_viewer(
     return task
 
 
-def add_layers(viewer: napari.Viewer, layers: list[LayerDataTuple]) -> list[Any]:
-    """Add prepared layer data the way napari adds a reader's answer (on the Qt thread).
+def make_layers(layers: list[LayerDataTuple], task: Task | None = None) -> list[Layer]:
+    """napari layers of ``layers``, one per channel, built off the Qt thread.
+
+    A visible layer reads its first plane while it is built, so that read happens here, in the
+    worker, and napari finds the plane already sliced when the layer is added.
+    """
+    built = [Layer.create(data, kwargs, kind) for data, kwargs, kind in one_per_layer(layers)]
+    _report(task, _STEPS)
+    return built
+
+
+def add_layers(
+    viewer: napari.Viewer,
+    layers: list[Layer],
+    done: Callable[[list[Layer]], object] | None = None,
+) -> None:
+    """Add built layers a few per event-loop turn (on the Qt thread; see :mod:`.inserting`);
+    ``done(added)`` once all are in.
 
     Channel names that are already layer names get the image's name in front, and so do the
     earlier layers of the same name that napari-lablink opened, so neither reads "DAPI [1]".
     """
     existing = {layer.name: layer for layer in viewer.layers}
-    names = [n for _, kwargs, _ in layers for n in _names(kwargs)]
-    clashes = [n for n in names if n in existing]
+    clashes = [layer.name for layer in layers if layer.name in existing]
     if clashes:
-        image_name = _image_name(layers)
+        image_name = next(filter(None, map(_source_name, layers)), None)
         if image_name:
-            layers = with_image_name(layers, image_name)
+            for layer in layers:
+                if _source_name(layer) and not layer.name.startswith(image_name):
+                    layer.name = f"{image_name}: {layer.name}"
         for name in clashes:
-            source = existing[name].metadata.get("lablink", {}).get("name")
+            source = _source_name(existing[name])
             if source and not name.startswith(source):
                 existing[name].name = f"{source}: {name}"
-    added: list[Any] = []
-    for data, kwargs, kind in layers:
-        result = getattr(viewer, f"add_{kind}")(data, **kwargs)
-        added.extend(result if isinstance(result, list) else [result])
-    if any(kind in ("shapes", "points") for _, _, kind in layers):
-        watch_current_viewer()
-    return added
+    rois = any(isinstance(layer, Shapes | Points) for layer in layers)
+
+    def inserted(added: list[Layer]) -> None:
+        if rois:
+            watch_current_viewer()
+        if done is not None:
+            done(added)
+
+    insert_layers(viewer, layers, inserted)
 
 
-def _names(kwargs: dict[str, Any]) -> list[str]:
-    name = kwargs.get("name")
-    return list(name) if isinstance(name, list) else [name] if isinstance(name, str) else []
-
-
-def _image_name(layers: list[LayerDataTuple]) -> str | None:
-    for _, kwargs, _ in layers:
-        name = kwargs.get("metadata", {}).get("lablink", {}).get("name")
-        if name:
-            return str(name)
-    return None
+def _source_name(layer: Layer) -> str | None:
+    """The name of the server image ``layer`` came from, if napari-lablink opened it."""
+    name = layer.metadata.get("lablink", {}).get("name")
+    return str(name) if name else None
 
 
 def failure_subject(uri: str | RemoteURI) -> str:
@@ -190,7 +204,7 @@ def _background() -> Workers:
 
 def pending_opens() -> bool:
     """Whether an open is still on its way."""
-    return _workers is not None and not _workers.idle
+    return (_workers is not None and not _workers.idle) or pending_inserts()
 
 
 def wait_for_opens(timeout: float = 60.0) -> bool:

@@ -1,0 +1,110 @@
+"""Adding many layers a few per event-loop turn (under Xvfb): order kept, the selection left to
+the user after the first, a closed viewer stops the rest, and layers built off the Qt thread
+arrive with their plane already sliced while hidden ones read nothing."""
+
+from __future__ import annotations
+
+import threading
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from napari.layers import Image
+
+from napari_lablink._napari import inserting
+from napari_lablink._napari.inserting import insert_layers, one_per_layer, pending_inserts
+from napari_lablink._napari.opening import make_layers
+
+pytestmark = pytest.mark.viewer
+
+WAIT_MS = 20_000
+
+
+@pytest.fixture
+def one_per_turn(monkeypatch) -> None:
+    monkeypatch.setattr(inserting, "TURN_BUDGET", 0.0)
+
+
+def _layers(count: int) -> list[Image]:
+    return [Image(np.full((4, 4), i, np.uint16), name=f"L{i}") for i in range(count)]
+
+
+def test_layers_arrive_one_per_turn_in_order(make_napari_viewer, qtbot, one_per_turn) -> None:
+    viewer = make_napari_viewer()
+    heard: list[list] = []
+    layers = _layers(5)
+    insert_layers(viewer, layers, heard.append)
+    assert [layer.name for layer in viewer.layers] == ["L0"]  # the rest waits for its turn
+    assert pending_inserts() and heard == []
+    qtbot.waitUntil(lambda: bool(heard), timeout=WAIT_MS)
+    assert [layer.name for layer in viewer.layers] == [f"L{i}" for i in range(5)]
+    assert heard == [layers] and not pending_inserts()
+
+
+def test_later_layers_leave_the_selection_alone(make_napari_viewer, qtbot, one_per_turn) -> None:
+    viewer = make_napari_viewer()
+    mine = viewer.add_image(np.zeros((4, 4)), name="mine")
+    heard: list[list] = []
+    insert_layers(viewer, _layers(3), heard.append)
+    assert viewer.layers.selection.active.name == "L0"  # the first takes it, as napari does
+    viewer.layers.selection.active = mine  # the user picks a layer meanwhile
+    qtbot.waitUntil(lambda: bool(heard), timeout=WAIT_MS)
+    assert viewer.layers.selection.active is mine and viewer.layers.selection == {mine}
+    assert viewer.layers._activate_on_insert  # napari's switch is back
+
+
+def test_a_closed_viewer_gets_no_more_layers(make_napari_viewer, qtbot, one_per_turn) -> None:
+    viewer = make_napari_viewer()
+    heard: list[list] = []
+    layers = _layers(4)
+    insert_layers(viewer, layers, heard.append)
+    viewer.close()
+    qtbot.waitUntil(lambda: bool(heard), timeout=WAIT_MS)
+    assert heard == [layers[:1]] and not pending_inserts()
+
+
+def test_built_off_the_qt_thread_visible_sliced_hidden_unread(qapp) -> None:
+    reads: list[int] = []
+
+    def channel(i: int) -> da.Array:
+        def read() -> np.ndarray:
+            reads.append(i)
+            return np.full((8, 8), i + 1, np.uint16)
+
+        return da.from_delayed(dask.delayed(read)(), (8, 8), np.uint16)
+
+    stack = da.stack([channel(i) for i in range(3)])
+    tuples = [
+        (
+            stack,
+            {
+                "channel_axis": 0,
+                "name": ["a", "b", "c"],
+                "visible": [True, False, False],
+                "contrast_limits": [(0, 3)] * 3,
+            },
+            "image",
+        )
+    ]
+    built: list = []
+    worker = threading.Thread(target=lambda: built.extend(make_layers(tuples)))
+    worker.start()
+    worker.join(60)
+    assert [layer.name for layer in built] == ["a", "b", "c"]
+    assert [layer.visible for layer in built] == [True, False, False]
+    assert reads == [0]  # only the visible channel was read, and in the worker
+    np.testing.assert_array_equal(built[0]._slice.image.view, np.full((8, 8), 1))
+    assert [tuple(layer.contrast_limits) for layer in built] == [(0, 3)] * 3
+
+
+def test_one_per_layer_splits_channels_like_napari() -> None:
+    data = da.zeros((2, 4, 4), dtype=np.uint16)
+    kwargs = {"channel_axis": 0, "name": ["a", "b"], "colormap": ["blue", "red"], "scale": (1, 2)}
+    split = one_per_layer([(data, kwargs, "image"), (np.zeros((1, 2)), {"name": "s"}, "shapes")])
+    assert [(k["name"], k["colormap"], k["scale"], t) for _, k, t in split[:2]] == [
+        ("a", "blue", (1, 2), "image"),
+        ("b", "red", (1, 2), "image"),
+    ]
+    assert split[0][0].shape == (4, 4) and "channel_axis" not in split[0][1]
+    assert split[2][2] == "shapes"
