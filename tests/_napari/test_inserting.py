@@ -108,3 +108,38 @@ def test_one_per_layer_splits_channels_like_napari() -> None:
     ]
     assert split[0][0].shape == (4, 4) and "channel_axis" not in split[0][1]
     assert split[2][2] == "shapes"
+
+
+def test_a_pyramid_is_sliced_off_the_qt_thread_at_the_level_napari_shows(
+    make_napari_viewer, qtbot
+) -> None:
+    viewer = make_napari_viewer()
+    reads: list[int] = []
+
+    def level(i: int, size: int) -> da.Array:
+        def read() -> np.ndarray:
+            reads.append(i)
+            return np.full((size, size), i, np.uint16)
+
+        return da.from_delayed(dask.delayed(read)(), (size, size), np.uint16)
+
+    pyramid = [level(i, 4096 >> i) for i in range(5)]  # 4096 .. 256 pixels square
+    tuples = [(pyramid, {"multiscale": True, "contrast_limits": (0, 4)}, "image")]
+    qtbot.waitUntil(lambda: min(viewer.canvas.size) > 1, timeout=WAIT_MS)
+    height, width = viewer.canvas.size
+    built: list = []
+    worker = threading.Thread(
+        target=lambda: built.extend(make_layers(tuples, None, (height, width)))
+    )
+    worker.start()
+    worker.join(60)
+    (layer,) = built
+    shown = layer.data_level
+    assert 0 < shown < 4 and reads[-1] == shown  # neither the full nor the smallest level
+    read_in_worker = len(reads)
+    heard: list[list] = []
+    insert_layers(viewer, built, heard.append)
+    qtbot.waitUntil(lambda: bool(heard), timeout=WAIT_MS)
+    for _ in range(20):
+        qtbot.wait(10)  # napari draws and picks its level
+    assert layer.data_level == shown and len(reads) == read_in_worker  # no read on the Qt thread

@@ -20,7 +20,9 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from napari.layers import Layer, Points, Shapes
+import numpy as np
+from napari.layers import Image, Layer, Points, Shapes
+from napari.layers.utils.layer_utils import compute_multiscale_level
 from napari.utils.notifications import show_error
 from napari.utils.progress import cancelable_progress
 
@@ -37,7 +39,13 @@ from napari_lablink.client.uri import RemoteURI, parse_uri
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["failure_message", "open_in_viewer", "prepare_layers", "wait_for_opens"]
+__all__ = [
+    "failure_message",
+    "open_and_wait",
+    "open_in_viewer",
+    "prepare_layers",
+    "wait_for_opens",
+]
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +103,18 @@ def open_in_viewer(
     *,
     channels: Sequence[str | int] | None = None,
     done: Callable[[list[Any]], object] | None = None,
+    failed: Callable[[Exception], object] | None = None,
 ) -> Task:
     """Open ``uri`` into ``viewer`` in the background (call on the Qt thread).
 
-    ``done(layers)`` hears the layers added (none after a failure or a cancel).
+    ``done(layers)`` hears the layers added (none after a failure or a cancel). A failure is a
+    notification, or goes to ``failed(exception)`` instead when given.
     """
     shown = failure_subject(uri)
     bar = _Progress(total=_STEPS, desc=f"Opening {shown}")
     viewer_ref = weakref.ref(viewer)
+    height, width = viewer.canvas.size
+    canvas = None if len(viewer.layers) else (int(height), int(width))  # reset to the image
 
     def on_progress(count: int, _total: int) -> None:
         bar.n = count
@@ -116,13 +128,15 @@ def open_in_viewer(
             done([])
 
     def on_failed(exc: Exception) -> None:
-        if not isinstance(exc, _Cancelled):
+        if failed is not None:
+            failed(exc)
+        elif not isinstance(exc, _Cancelled):
             show_error(failure_message(uri, exc))
         if done is not None:
             done([])
 
     task = _background().start(
-        lambda t: make_layers(prepare_layers(uri, channels=channels, task=t), t),
+        lambda t: make_layers(prepare_layers(uri, channels=channels, task=t), t, canvas),
         done=on_done,
         failed=on_failed,
         progress=on_progress,
@@ -132,15 +146,49 @@ def open_in_viewer(
     return task
 
 
-def make_layers(layers: list[LayerDataTuple], task: Task | None = None) -> list[Layer]:
+def make_layers(
+    layers: list[LayerDataTuple],
+    task: Task | None = None,
+    canvas: tuple[int, int] | None = None,
+) -> list[Layer]:
     """napari layers of ``layers``, one per channel, built off the Qt thread.
 
     A visible layer reads its first plane while it is built, so that read happens here, in the
-    worker, and napari finds the plane already sliced when the layer is added.
+    worker, and napari finds the plane already sliced when the layer is added. A pyramid is
+    sliced at the level napari will show on a ``canvas`` of that size (height, width) once the
+    view is reset to the image; otherwise napari would read that level on the Qt thread.
     """
     built = [Layer.create(data, kwargs, kind) for data, kwargs, kind in one_per_layer(layers)]
+    if canvas is not None:
+        for layer in built:
+            if isinstance(layer, Image) and layer.multiscale and layer.visible:
+                _slice_at_shown_level(layer, canvas)
     _report(task, _STEPS)
     return built
+
+
+#: napari's reset view leaves this fraction of the canvas around the image.
+_VIEW_MARGIN = 0.05
+
+
+def _slice_at_shown_level(layer: Image, canvas: tuple[int, int]) -> None:
+    """Slice ``layer`` at the pyramid level napari picks when the whole image fills a 2-D view
+    of ``canvas``; napari then finds that level in place and does not slice again."""
+    factors = np.asarray(layer.downsample_factors)[:, -2:]
+    full = np.asarray(layer.level_shapes[0][-2:], dtype=float)
+    scale = np.asarray(layer.scale[-2:], dtype=float)
+    view = np.asarray(canvas, dtype=float)
+    if full.min() <= 0 or view.min() <= 0:
+        return
+    zoom = (1 - _VIEW_MARGIN) * np.min(view / (full * scale))
+    level = compute_multiscale_level(view / zoom / scale, view, factors)
+    if level == layer.data_level:
+        return
+    corners = np.zeros((2, layer.ndim), dtype=int)
+    corners[1, -2:] = np.asarray(layer.level_shapes[level][-2:]) - 1
+    layer._data_level = level  # napari's own field; no public setter short of locking it
+    layer.corner_pixels = corners
+    layer.refresh(extent=False, thumbnail=False)
 
 
 def add_layers(
@@ -222,3 +270,32 @@ def wait_for_opens(timeout: float = 60.0) -> bool:
         time.sleep(0.005)
     QApplication.processEvents()
     return True
+
+
+def open_and_wait(
+    viewer: napari.Viewer,
+    uri: str,
+    *,
+    channels: Sequence[str | int] | None = None,
+    timeout: float = 120.0,
+) -> list[Layer]:
+    """Open ``uri`` into ``viewer`` and return its layers once they are all in (Qt thread).
+
+    For scripts and notebooks, where ``viewer.open(uri)`` returns before the layers arrive. The
+    event loop keeps running meanwhile. A failure raises its :class:`LablinkError`; a timeout
+    raises :class:`TimeoutError` and leaves the open running.
+    """
+    from qtpy.QtWidgets import QApplication
+
+    outcome: list[list[Layer] | Exception] = []
+    open_in_viewer(viewer, uri, channels=channels, done=outcome.append, failed=outcome.append)
+    end = time.monotonic() + timeout
+    while not outcome:
+        if time.monotonic() > end:
+            raise TimeoutError(f"{failure_subject(uri)} did not open within {timeout:g} s")
+        QApplication.processEvents()
+        time.sleep(0.005)
+    first = outcome[0]
+    if isinstance(first, Exception):
+        raise first
+    return first
