@@ -155,24 +155,30 @@ def make_layers(
 
     A visible layer reads its first plane while it is built, so that read happens here, in the
     worker, and napari finds the plane already sliced when the layer is added. A pyramid is
-    sliced at the level napari will show on a ``canvas`` of that size (height, width) once the
-    view is reset to the image; otherwise napari would read that level on the Qt thread.
+    read once, at the level napari will show on a ``canvas`` of that size (height, width) once
+    the view is reset to the image; otherwise napari would read that level on the Qt thread.
     """
-    built = [Layer.create(data, kwargs, kind) for data, kwargs, kind in one_per_layer(layers)]
-    if canvas is not None:
-        for layer in built:
-            if isinstance(layer, Image) and layer.multiscale and layer.visible:
-                _slice_at_shown_level(layer, canvas)
+    built = [_build(data, kwargs, kind, canvas) for data, kwargs, kind in one_per_layer(layers)]
     _report(task, _STEPS)
     return built
+
+
+def _build(data: Any, kwargs: dict[str, Any], kind: str, canvas: tuple[int, int] | None) -> Layer:
+    """One layer, built hidden (nothing read) and then shown at the level it will be seen."""
+    layer = Layer.create(data, {**kwargs, "visible": False}, kind)
+    if kwargs.get("visible", True):
+        if canvas is not None and isinstance(layer, Image) and layer.multiscale:
+            _shown_level(layer, canvas)
+        layer.visible = True  # slices (reads) the plane
+    return layer
 
 
 #: napari's reset view leaves this fraction of the canvas around the image.
 _VIEW_MARGIN = 0.05
 
 
-def _slice_at_shown_level(layer: Image, canvas: tuple[int, int]) -> None:
-    """Slice ``layer`` at the pyramid level napari picks when the whole image fills a 2-D view
+def _shown_level(layer: Image, canvas: tuple[int, int]) -> None:
+    """Point ``layer`` at the pyramid level napari picks when the whole image fills a 2-D view
     of ``canvas``; napari then finds that level in place and does not slice again."""
     factors = np.asarray(layer.downsample_factors)[:, -2:]
     full = np.asarray(layer.level_shapes[0][-2:], dtype=float)
@@ -182,13 +188,10 @@ def _slice_at_shown_level(layer: Image, canvas: tuple[int, int]) -> None:
         return
     zoom = (1 - _VIEW_MARGIN) * np.min(view / (full * scale))
     level = compute_multiscale_level(view / zoom / scale, view, factors)
-    if level == layer.data_level:
-        return
     corners = np.zeros((2, layer.ndim), dtype=int)
     corners[1, -2:] = np.asarray(layer.level_shapes[level][-2:]) - 1
     layer._data_level = level  # napari's own field; no public setter short of locking it
     layer.corner_pixels = corners
-    layer.refresh(extent=False, thumbnail=False)
 
 
 def add_layers(
