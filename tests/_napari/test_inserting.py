@@ -144,3 +144,33 @@ def test_a_pyramid_is_sliced_off_the_qt_thread_at_the_level_napari_shows(
     for _ in range(20):
         qtbot.wait(10)  # napari draws and picks its level
     assert layer.data_level == shown and len(reads) == read_in_worker  # no read on the Qt thread
+
+
+def test_a_stack_is_read_in_the_worker_at_the_plane_napari_goes_to(
+    make_napari_viewer, qtbot
+) -> None:
+    viewer = make_napari_viewer()
+    reads: list[tuple[int, int]] = []
+
+    def plane(c: int, z: int) -> da.Array:
+        def read() -> np.ndarray:
+            reads.append((c, z))
+            return np.full((16, 16), z, np.uint16)
+
+        return da.from_delayed(dask.delayed(read)(), (16, 16), np.uint16)
+
+    stack = da.stack([da.stack([plane(c, z) for z in range(9)]) for c in range(2)])
+    kwargs = {"channel_axis": 0, "contrast_limits": [(0, 8)] * 2, "name": ["a", "b"]}
+    height, width = viewer.canvas.size
+    built: list = []
+    worker = threading.Thread(
+        target=lambda: built.extend(make_layers([(stack, kwargs, "image")], None, (height, width)))
+    )
+    worker.start()
+    worker.join(60)
+    assert sorted(reads) == [(0, 4), (1, 4)]  # the middle plane, read off the Qt thread
+    heard: list[list] = []
+    insert_layers(viewer, built, heard.append)
+    qtbot.waitUntil(lambda: bool(heard), timeout=WAIT_MS)
+    assert viewer.dims.current_step[0] == 4
+    np.testing.assert_array_equal(built[1]._slice.image.view, np.full((16, 16), 4))

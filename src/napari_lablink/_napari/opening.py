@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from napari.layers import Image, Layer, Points, Shapes
+from napari.components import Dims
+from napari.layers import Image, Labels, Layer, Points, Shapes
 from napari.layers.utils.layer_utils import compute_multiscale_level
 from napari.utils.notifications import show_error
 from napari.utils.progress import cancelable_progress
@@ -164,13 +165,28 @@ def make_layers(
 
 
 def _build(data: Any, kwargs: dict[str, Any], kind: str, canvas: tuple[int, int] | None) -> Layer:
-    """One layer, built hidden (nothing read) and then shown at the level it will be seen."""
+    """One layer, built hidden (nothing read), then shown where a fresh viewer will show it:
+    the middle plane, and for a pyramid the level that fits the canvas."""
     layer = Layer.create(data, {**kwargs, "visible": False}, kind)
     if kwargs.get("visible", True):
-        if canvas is not None and isinstance(layer, Image) and layer.multiscale:
-            _shown_level(layer, canvas)
+        if canvas is not None:
+            _middle_plane(layer)
+            if isinstance(layer, Image) and layer.multiscale:
+                _shown_level(layer, canvas)
         layer.visible = True  # slices (reads) the plane
     return layer
+
+
+def _middle_plane(layer: Layer) -> None:
+    """Point ``layer`` at the plane an empty viewer goes to when it is added (the middle step
+    of every axis), so its first read is the one napari shows, not plane 0."""
+    extent = layer.extent
+    bounds = np.concatenate([*extent.world, extent.step])
+    if layer.ndim <= 2 or not isinstance(layer, Image | Labels) or not np.isfinite(bounds).all():
+        return
+    dims = Dims(ndim=layer.ndim, range=tuple(zip(*extent.world, extent.step, strict=True)))
+    dims.current_step = tuple(int((n - 1) / 2) for n in dims.nsteps)  # as napari does
+    layer._slice_dims(dims)  # hidden: records where to slice, reads nothing yet
 
 
 #: napari's reset view leaves this fraction of the canvas around the image.
