@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from napari.utils.notifications import notification_manager
 
+import napari_lablink
 from napari_lablink._napari.opening import open_in_viewer, pending_opens, wait_for_opens
 from napari_lablink.testing.tracker.server import TrackerStandIn
 
@@ -137,3 +138,24 @@ def test_channels_option_and_few_visible_at_first(make_napari_viewer, tracker) -
     open_in_viewer(viewer, base, channels=["m7", "M2"])  # the browser's channel picker
     assert wait_for_opens(60)
     assert [layer.name for layer in viewer.layers] == ["M7 (107)", "M2 (102)"]
+
+
+def test_open_and_wait_returns_the_layers(make_napari_viewer, mikro_clean, rep, token_env) -> None:
+    viewer = make_napari_viewer()
+    layers = napari_lablink.open_and_wait(viewer, mikro_clean.representation_uri(rep))
+    assert [layer.name for layer in layers] == ["DAPI", "GFP"]
+    assert list(viewer.layers) == layers and not pending_opens()
+
+    viewer.layers.clear()
+    viewer.open(mikro_clean.representation_uri(rep), plugin="napari-lablink")
+    assert napari_lablink.wait_for_opens()
+    assert [layer.name for layer in viewer.layers] == ["DAPI", "GFP"]
+
+
+def test_open_and_wait_raises_what_went_wrong(make_napari_viewer, token_env, notifications) -> None:
+    viewer = make_napari_viewer()
+    dead = "mikro+http://127.0.0.1:9/representation/1?s3=http://127.0.0.1:9"
+    with pytest.raises(napari_lablink.ServerUnavailableError):
+        napari_lablink.open_and_wait(viewer, dead)
+    assert len(viewer.layers) == 0
+    assert not any("Could not open" in n for n in notifications)  # raised, not also shown

@@ -14,7 +14,7 @@ from napari.utils.colormaps import Colormap
 
 from napari_lablink.client.models import RemoteImage
 
-__all__ = ["VISIBLE_AT_FIRST", "layer_data", "with_image_name"]
+__all__ = ["VISIBLE_AT_FIRST", "layer_data"]
 
 LayerDataTuple = tuple[Any, dict[str, Any], str]
 
@@ -133,22 +133,3 @@ def layer_data(image: RemoteImage) -> list[LayerDataTuple]:
     if len(limits) == n_channels and all(limits):
         kwargs["contrast_limits"] = limits
     return [(data_of(levels), kwargs, "image")]
-
-
-def with_image_name(layers: list[LayerDataTuple], image_name: str) -> list[LayerDataTuple]:
-    """``layers`` with each channel layer named ``"IMAGE: CHANNEL"``: for when channel names
-    alone would collide with layers already in the viewer ("DAPI", "DAPI [1]")."""
-    prefix = f"{image_name}: "
-
-    def named(name: str) -> str:
-        return name if name.startswith(image_name) else prefix + name
-
-    out = []
-    for data, kwargs, kind in layers:
-        name = kwargs.get("name")
-        if isinstance(name, list):
-            kwargs = {**kwargs, "name": [named(n) for n in name]}
-        elif isinstance(name, str) and kwargs.get("metadata", {}).get("lablink"):
-            kwargs = {**kwargs, "name": named(name)}
-        out.append((data, kwargs, kind))
-    return out

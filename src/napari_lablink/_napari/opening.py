@@ -4,8 +4,9 @@ npe2 readers are synchronous and run on the Qt thread, where a slow or dead serv
 the window. So when a viewer is up, the reader only schedules :func:`open_in_viewer` and answers
 napari's "nothing to add" sentinel; a worker (the widgets' one idiom, :mod:`.workers`) fetches the
 metadata, picks channels, samples contrast and lists ROIs, with a cancellable progress bar in
-napari's activity panel; then the layers are added on the Qt thread in one go. A failure is one
-notification. Scripts that need the layers wait with :func:`wait_for_opens`.
+napari's activity panel; then the layers are added on the Qt thread, a few per event-loop turn
+(:mod:`.inserting`). A failure is one notification. Scripts that need the layers wait with
+:func:`wait_for_opens`.
 
 The browser's channel picker calls :func:`open_in_viewer` with ``channels=``; the reader takes the
 same choice from the URI (``?channels=CD45,dsDNA``).
@@ -19,10 +20,15 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+from napari.components import Dims
+from napari.layers import Image, Labels, Layer, Points, Shapes
+from napari.layers.utils.layer_utils import compute_multiscale_level
 from napari.utils.notifications import show_error
 from napari.utils.progress import cancelable_progress
 
-from napari_lablink._napari.layers import LayerDataTuple, layer_data, with_image_name
+from napari_lablink._napari.inserting import insert_layers, one_per_layer, pending_inserts
+from napari_lablink._napari.layers import LayerDataTuple, layer_data
 from napari_lablink._napari.rois import read_rois, watch_current_viewer
 from napari_lablink._napari.workers import Task, Workers, describe
 from napari_lablink.client.connection import open_image
@@ -34,11 +40,17 @@ from napari_lablink.client.uri import RemoteURI, parse_uri
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["failure_message", "open_in_viewer", "prepare_layers", "wait_for_opens"]
+__all__ = [
+    "failure_message",
+    "open_and_wait",
+    "open_in_viewer",
+    "prepare_layers",
+    "wait_for_opens",
+]
 
 log = logging.getLogger(__name__)
 
-_STEPS = 3  # metadata, contrast, ROIs
+_STEPS = 4  # metadata, contrast, ROIs, the first planes
 _workers: Workers | None = None
 
 
@@ -92,35 +104,40 @@ def open_in_viewer(
     *,
     channels: Sequence[str | int] | None = None,
     done: Callable[[list[Any]], object] | None = None,
+    failed: Callable[[Exception], object] | None = None,
 ) -> Task:
     """Open ``uri`` into ``viewer`` in the background (call on the Qt thread).
 
-    ``done(layers)`` hears the layers added (none after a failure or a cancel).
+    ``done(layers)`` hears the layers added (none after a failure or a cancel). A failure is a
+    notification, or goes to ``failed(exception)`` instead when given.
     """
     shown = failure_subject(uri)
     bar = _Progress(total=_STEPS, desc=f"Opening {shown}")
     viewer_ref = weakref.ref(viewer)
+    height, width = viewer.canvas.size
+    canvas = None if len(viewer.layers) else (int(height), int(width))  # reset to the image
 
     def on_progress(count: int, _total: int) -> None:
         bar.n = count
         bar.refresh()
 
-    def on_done(layers: list[LayerDataTuple]) -> None:
+    def on_done(layers: list[Layer]) -> None:
         target = viewer_ref()
-        added: list[Any] = []
         if target is not None and not task.cancelled.is_set():
-            added = add_layers(target, layers)
-        if done is not None:
-            done(added)
+            add_layers(target, layers, done)
+        elif done is not None:
+            done([])
 
     def on_failed(exc: Exception) -> None:
-        if not isinstance(exc, _Cancelled):
+        if failed is not None:
+            failed(exc)
+        elif not isinstance(exc, _Cancelled):
             show_error(failure_message(uri, exc))
         if done is not None:
             done([])
 
     task = _background().start(
-        lambda t: prepare_layers(uri, channels=channels, task=t),
+        lambda t: make_layers(prepare_layers(uri, channels=channels, task=t), t, canvas),
         done=on_done,
         failed=on_failed,
         progress=on_progress,
@@ -130,43 +147,107 @@ def open_in_viewer(
     return task
 
 
-def add_layers(viewer: napari.Viewer, layers: list[LayerDataTuple]) -> list[Any]:
-    """Add prepared layer data the way napari adds a reader's answer (on the Qt thread).
+def make_layers(
+    layers: list[LayerDataTuple],
+    task: Task | None = None,
+    canvas: tuple[int, int] | None = None,
+) -> list[Layer]:
+    """napari layers of ``layers``, one per channel, built off the Qt thread.
+
+    A visible layer reads its first plane while it is built, so that read happens here, in the
+    worker, and napari finds the plane already sliced when the layer is added. A pyramid is
+    read once, at the level napari will show on a ``canvas`` of that size (height, width) once
+    the view is reset to the image; otherwise napari would read that level on the Qt thread.
+    """
+    built = [_build(data, kwargs, kind, canvas) for data, kwargs, kind in one_per_layer(layers)]
+    _report(task, _STEPS)
+    return built
+
+
+def _build(data: Any, kwargs: dict[str, Any], kind: str, canvas: tuple[int, int] | None) -> Layer:
+    """One layer, built hidden (nothing read), then shown where a fresh viewer will show it:
+    the middle plane, and for a pyramid the level that fits the canvas."""
+    layer = Layer.create(data, {**kwargs, "visible": False}, kind)
+    if kwargs.get("visible", True):
+        if canvas is not None:
+            _middle_plane(layer)
+            if isinstance(layer, Image) and layer.multiscale:
+                _shown_level(layer, canvas)
+        layer.visible = True  # slices (reads) the plane
+    return layer
+
+
+def _middle_plane(layer: Layer) -> None:
+    """Point ``layer`` at the plane an empty viewer goes to when it is added (the middle step
+    of every axis), so its first read is the one napari shows, not plane 0."""
+    extent = layer.extent
+    bounds = np.concatenate([*extent.world, extent.step])
+    if layer.ndim <= 2 or not isinstance(layer, Image | Labels) or not np.isfinite(bounds).all():
+        return
+    dims = Dims(ndim=layer.ndim, range=tuple(zip(*extent.world, extent.step, strict=True)))
+    dims.current_step = tuple(int((n - 1) / 2) for n in dims.nsteps)  # as napari does
+    layer._slice_dims(dims)  # hidden: records where to slice, reads nothing yet
+
+
+#: napari's reset view leaves this fraction of the canvas around the image.
+_VIEW_MARGIN = 0.05
+
+
+def _shown_level(layer: Image, canvas: tuple[int, int]) -> None:
+    """Point ``layer`` at the pyramid level napari picks when the whole image fills a 2-D view
+    of ``canvas``; napari then finds that level in place and does not slice again."""
+    factors = np.asarray(layer.downsample_factors)[:, -2:]
+    full = np.asarray(layer.level_shapes[0][-2:], dtype=float)
+    scale = np.asarray(layer.scale[-2:], dtype=float)
+    view = np.asarray(canvas, dtype=float)
+    if full.min() <= 0 or view.min() <= 0:
+        return
+    zoom = (1 - _VIEW_MARGIN) * np.min(view / (full * scale))
+    level = compute_multiscale_level(view / zoom / scale, view, factors)
+    corners = np.zeros((2, layer.ndim), dtype=int)
+    corners[1, -2:] = np.asarray(layer.level_shapes[level][-2:]) - 1
+    layer._data_level = level  # napari's own field; no public setter short of locking it
+    layer.corner_pixels = corners
+
+
+def add_layers(
+    viewer: napari.Viewer,
+    layers: list[Layer],
+    done: Callable[[list[Layer]], object] | None = None,
+) -> None:
+    """Add built layers a few per event-loop turn (on the Qt thread; see :mod:`.inserting`);
+    ``done(added)`` once all are in.
 
     Channel names that are already layer names get the image's name in front, and so do the
     earlier layers of the same name that napari-lablink opened, so neither reads "DAPI [1]".
     """
     existing = {layer.name: layer for layer in viewer.layers}
-    names = [n for _, kwargs, _ in layers for n in _names(kwargs)]
-    clashes = [n for n in names if n in existing]
+    clashes = [layer.name for layer in layers if layer.name in existing]
     if clashes:
-        image_name = _image_name(layers)
+        image_name = next(filter(None, map(_source_name, layers)), None)
         if image_name:
-            layers = with_image_name(layers, image_name)
+            for layer in layers:
+                if _source_name(layer) and not layer.name.startswith(image_name):
+                    layer.name = f"{image_name}: {layer.name}"
         for name in clashes:
-            source = existing[name].metadata.get("lablink", {}).get("name")
+            source = _source_name(existing[name])
             if source and not name.startswith(source):
                 existing[name].name = f"{source}: {name}"
-    added: list[Any] = []
-    for data, kwargs, kind in layers:
-        result = getattr(viewer, f"add_{kind}")(data, **kwargs)
-        added.extend(result if isinstance(result, list) else [result])
-    if any(kind in ("shapes", "points") for _, _, kind in layers):
-        watch_current_viewer()
-    return added
+    rois = any(isinstance(layer, Shapes | Points) for layer in layers)
+
+    def inserted(added: list[Layer]) -> None:
+        if rois:
+            watch_current_viewer()
+        if done is not None:
+            done(added)
+
+    insert_layers(viewer, layers, inserted)
 
 
-def _names(kwargs: dict[str, Any]) -> list[str]:
-    name = kwargs.get("name")
-    return list(name) if isinstance(name, list) else [name] if isinstance(name, str) else []
-
-
-def _image_name(layers: list[LayerDataTuple]) -> str | None:
-    for _, kwargs, _ in layers:
-        name = kwargs.get("metadata", {}).get("lablink", {}).get("name")
-        if name:
-            return str(name)
-    return None
+def _source_name(layer: Layer) -> str | None:
+    """The name of the server image ``layer`` came from, if napari-lablink opened it."""
+    name = layer.metadata.get("lablink", {}).get("name")
+    return str(name) if name else None
 
 
 def failure_subject(uri: str | RemoteURI) -> str:
@@ -190,7 +271,7 @@ def _background() -> Workers:
 
 def pending_opens() -> bool:
     """Whether an open is still on its way."""
-    return _workers is not None and not _workers.idle
+    return (_workers is not None and not _workers.idle) or pending_inserts()
 
 
 def wait_for_opens(timeout: float = 60.0) -> bool:
@@ -208,3 +289,32 @@ def wait_for_opens(timeout: float = 60.0) -> bool:
         time.sleep(0.005)
     QApplication.processEvents()
     return True
+
+
+def open_and_wait(
+    viewer: napari.Viewer,
+    uri: str,
+    *,
+    channels: Sequence[str | int] | None = None,
+    timeout: float = 120.0,
+) -> list[Layer]:
+    """Open ``uri`` into ``viewer`` and return its layers once they are all in (Qt thread).
+
+    For scripts and notebooks, where ``viewer.open(uri)`` returns before the layers arrive. The
+    event loop keeps running meanwhile. A failure raises its :class:`LablinkError`; a timeout
+    raises :class:`TimeoutError` and leaves the open running.
+    """
+    from qtpy.QtWidgets import QApplication
+
+    outcome: list[list[Layer] | Exception] = []
+    open_in_viewer(viewer, uri, channels=channels, done=outcome.append, failed=outcome.append)
+    end = time.monotonic() + timeout
+    while not outcome:
+        if time.monotonic() > end:
+            raise TimeoutError(f"{failure_subject(uri)} did not open within {timeout:g} s")
+        QApplication.processEvents()
+        time.sleep(0.005)
+    first = outcome[0]
+    if isinstance(first, Exception):
+        raise first
+    return first
