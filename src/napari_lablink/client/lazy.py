@@ -256,7 +256,7 @@ def chunked_array(
     graph = HighLevelGraph({name: layer}, {name: set()})
     if read_whole is None:
         return da.Array(graph, name, chunks=sizes, dtype=dtype)
-    array = _WholeRead(graph, name, chunks=sizes, dtype=dtype)
+    array = _WholeRead(graph, name, chunks=sizes, dtype=dtype)  # type: ignore[no-untyped-call]
     array.read_whole = read_whole
     return array
 
@@ -274,7 +274,7 @@ class _WholeRead(da.Array):
     def compute(self, **kwargs: Any) -> Any:
         local = dask.base.get_scheduler(collections=[self]) is dask.threaded.get
         if kwargs or not local or self.read_whole is None:
-            return super().compute(**kwargs)
+            return super().compute(**kwargs)  # type: ignore[no-untyped-call]
         return self.read_whole()
 
 

@@ -317,7 +317,7 @@ class MikroBackend:
             gamma=view.get("gamma"),
             contrast_limit_min=view.get("contrastLimitMin"),
             contrast_limit_max=view.get("contrastLimitMax"),
-            active=view.get("active") if view.get("active") is not None else True,
+            active=view.get("active") is not False,  # null or missing: active
             base_color=list(view["baseColor"]) if view.get("baseColor") else None,
         )
 
