@@ -68,6 +68,23 @@ def test_overlapping_slices_of_the_same_array_compute_in_both_threads() -> None:
     assert set(results) == {int(np.arange(64 * 64).reshape(64, 64)[::2].sum())}
 
 
+def test_a_chunk_both_threads_computed_is_stored_once_and_the_cache_still_shrinks() -> None:
+    """Two overlapping computes of the same chunk used to count its bytes twice: the store
+    then never got below a smaller size, and resizing it looped for ever."""
+    cache = _dask_utils.resize_dask_cache(2**24)
+    cache.empty()
+    value = np.ones(1024)
+    state = {"dependencies": {"k": set()}}
+    for _ in range(2):  # the second put comes from the other compute
+        cache._pretask("k", {}, state)
+        cache._posttask("k", value, {}, state, 0)
+    assert list(cache.cache.data) == ["k"]
+    assert cache.cache.total_bytes == cache.cache.nbytes["k"]
+    _dask_utils.resize_dask_cache(0)
+    assert cache.cache.total_bytes == 0 and not cache.cache.data
+    _dask_utils.resize_dask_cache(2**24)
+
+
 def test_mending_twice_changes_nothing() -> None:
     cache = _dask_utils._DASK_CACHE
     kind = type(cache)

@@ -75,4 +75,8 @@ def _empty_dask_cache() -> None:
     except ImportError:  # a napari without it keeps no chunks
         log.debug("napari has no dask cache to empty")
         return
-    _DASK_CACHE.cache.clear()
+    empty = getattr(_DASK_CACHE, "empty", None)  # the thread-safe way, see dask_cache.py
+    if empty is not None:
+        empty()
+    else:
+        _DASK_CACHE.cache.clear()
