@@ -159,3 +159,28 @@ def test_open_and_wait_raises_what_went_wrong(make_napari_viewer, token_env, not
         napari_lablink.open_and_wait(viewer, dead)
     assert len(viewer.layers) == 0
     assert not any("Could not open" in n for n in notifications)  # raised, not also shown
+
+
+def test_the_bar_made_after_the_worker_started_hears_what_came_before_it(make_napari_viewer):
+    # Making a bar runs the event loop: a fast worker's progress, or its end, may come first.
+    from napari.utils.progress import progress
+
+    from napari_lablink._napari.opening import _LateBar
+
+    make_napari_viewer()
+    ended = _LateBar()
+    ended.progress(2, 4)
+    ended.close()
+    ended.make("Opening ended", lambda: None)
+    assert all(bar.desc != "Opening ended" for bar in progress._all_instances)
+
+    cancelled: list[bool] = []
+    running = _LateBar()
+    running.progress(3, 4)
+    running.make("Opening running", lambda: cancelled.append(True))
+    (bar,) = [bar for bar in progress._all_instances if bar.desc == "Opening running"]
+    assert bar.n == 3
+    bar.cancel()
+    assert cancelled == [True]
+    running.close()
+    assert bar not in progress._all_instances

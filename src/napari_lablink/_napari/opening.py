@@ -18,6 +18,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -68,12 +69,15 @@ def prepare_layers(
     wanted = parse_channel_list(parsed.option("channels")) if channels is None else list(channels)
     image = select_channels(open_image(parsed), wanted)
     _report(task, 1)
-    image = with_contrast(image)
-    _report(task, 2)
-    layers = layer_data(image)
-    if wanted and len(image.channels) == 1:  # one channel asked for: name it, not the image
-        layers = [(d, {**k, "name": image.channels[0].name}, t) for d, k, t in layers]
-    layers += read_rois(parsed, image.name, image.uri, watch=False)
+    # The ROI query waits on the server while the contrast sample waits on S3: ask both at once.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        rois = pool.submit(read_rois, parsed, image.name, image.uri, watch=False)
+        image = with_contrast(image)
+        _report(task, 2)
+        layers = layer_data(image)
+        if wanted and len(image.channels) == 1:  # one channel asked for: name it, not the image
+            layers = [(d, {**k, "name": image.channels[0].name}, t) for d, k, t in layers]
+        layers += rois.result()
     _report(task, 3)
     return layers
 
@@ -98,6 +102,37 @@ class _Progress(cancelable_progress):
             self.cancel_callback()
 
 
+class _LateBar:
+    """An open's progress bar, made once its worker is on its way: the activity panel takes
+    tens of milliseconds to make one, better spent waiting on the network. Making it runs the
+    event loop, so the worker's progress, or even its end, may come before the bar exists."""
+
+    def __init__(self) -> None:
+        self._bar: _Progress | None = None
+        self._count = 0
+        self._closed = False
+
+    def make(self, desc: str, cancel: Callable[[], None]) -> None:
+        bar = _Progress(total=_STEPS, desc=desc)
+        bar.cancel_callback = cancel
+        self._bar = bar
+        if self._closed:
+            bar.close()
+        elif self._count:
+            self.progress(self._count, _STEPS)
+
+    def progress(self, count: int, _total: int) -> None:
+        self._count = count
+        if self._bar is not None:
+            self._bar.n = count
+            self._bar.refresh()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._bar is not None:
+            self._bar.close()
+
+
 def open_in_viewer(
     viewer: napari.Viewer,
     uri: str,
@@ -112,14 +147,11 @@ def open_in_viewer(
     notification, or goes to ``failed(exception)`` instead when given.
     """
     shown = failure_subject(uri)
-    bar = _Progress(total=_STEPS, desc=f"Opening {shown}")
     viewer_ref = weakref.ref(viewer)
     height, width = viewer.canvas.size
     canvas = None if len(viewer.layers) else (int(height), int(width))  # reset to the image
 
-    def on_progress(count: int, _total: int) -> None:
-        bar.n = count
-        bar.refresh()
+    bar = _LateBar()
 
     def on_done(layers: list[Layer]) -> None:
         target = viewer_ref()
@@ -140,10 +172,10 @@ def open_in_viewer(
         lambda t: make_layers(prepare_layers(uri, channels=channels, task=t), t, canvas),
         done=on_done,
         failed=on_failed,
-        progress=on_progress,
+        progress=bar.progress,
         finished=bar.close,
     )
-    bar.cancel_callback = task.cancel
+    bar.make(f"Opening {shown}", task.cancel)
     return task
 
 
@@ -166,7 +198,10 @@ def make_layers(
 
 def _build(data: Any, kwargs: dict[str, Any], kind: str, canvas: tuple[int, int] | None) -> Layer:
     """One layer, built hidden (nothing read), then shown where a fresh viewer will show it:
-    the middle plane, and for a pyramid the level that fits the canvas."""
+    the middle plane, and for a pyramid the level that fits the canvas.
+
+    The visible layers read one after another: napari's dask cache keeps per-compute state
+    that one compute ending clears under another running beside it (a KeyError)."""
     layer = Layer.create(data, {**kwargs, "visible": False}, kind)
     if kwargs.get("visible", True):
         if canvas is not None:
