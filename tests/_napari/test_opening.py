@@ -184,3 +184,36 @@ def test_the_bar_made_after_the_worker_started_hears_what_came_before_it(make_na
     assert cancelled == [True]
     running.close()
     assert bar not in progress._all_instances
+
+
+def test_an_empty_viewer_gets_the_dims_the_worker_sliced_at_so_napari_slices_nothing_again():
+    # Without them napari sliced the first layer at plane 0 (a read on the Qt thread) and then
+    # at the middle plane, where the worker had already read it.
+    import dask.array as da
+    from napari.components import ViewerModel
+
+    from napari_lablink._napari.opening import _start_where_built, make_layers
+
+    levels = [
+        da.from_array(
+            np.arange(3 * n * n, dtype=np.uint16).reshape(1, 3, n, n), chunks=(1, 1, 64, 64)
+        )
+        for n in (256, 128, 64)
+    ]
+    kwargs = {"contrast_limits": (0, 100), "multiscale": True}
+    layers = make_layers(
+        [(levels, {**kwargs, "name": name}, "image") for name in ("a", "b")], None, (300, 400)
+    )
+    resliced: list[str] = []
+    for layer in layers:
+        layer.events.set_data.connect(lambda event, name=layer.name: resliced.append(name))
+    viewer = ViewerModel()
+    _start_where_built(viewer, layers[0])
+    for layer in layers:
+        viewer.layers.append(layer)
+    assert viewer.dims.current_step[:2] == (0, 1)  # the middle plane of three
+    assert resliced == []
+    assert all(layer._slice.image.view.size for layer in layers)
+    np.testing.assert_array_equal(
+        np.asarray(layers[0]._slice.image.raw), np.asarray(levels[layers[0].data_level][0, 1])
+    )

@@ -156,6 +156,8 @@ def open_in_viewer(
     def on_done(layers: list[Layer]) -> None:
         target = viewer_ref()
         if target is not None and not task.cancelled.is_set():
+            if canvas is not None and layers and not len(target.layers):
+                _start_where_built(target, layers[0])
             add_layers(target, layers, done)
         elif done is not None:
             done([])
@@ -215,13 +217,34 @@ def _build(data: Any, kwargs: dict[str, Any], kind: str, canvas: tuple[int, int]
 def _middle_plane(layer: Layer) -> None:
     """Point ``layer`` at the plane an empty viewer goes to when it is added (the middle step
     of every axis), so its first read is the one napari shows, not plane 0."""
+    dims = _middle_dims(layer)
+    if dims is not None:
+        layer._slice_dims(dims)  # hidden: records where to slice, reads nothing yet
+
+
+def _middle_dims(layer: Layer) -> Dims | None:
+    """The dims an empty viewer has once ``layer`` is its first layer (at the middle step of
+    every axis, as napari goes there), or None where :func:`_middle_plane` leaves it alone."""
     extent = layer.extent
     bounds = np.concatenate([*extent.world, extent.step])
     if layer.ndim <= 2 or not isinstance(layer, Image | Labels) or not np.isfinite(bounds).all():
-        return
+        return None
     dims = Dims(ndim=layer.ndim, range=tuple(zip(*extent.world, extent.step, strict=True)))
     dims.current_step = tuple(int((n - 1) / 2) for n in dims.nsteps)  # as napari does
-    layer._slice_dims(dims)  # hidden: records where to slice, reads nothing yet
+    return dims
+
+
+def _start_where_built(viewer: napari.Viewer, first: Layer) -> None:
+    """Give an empty viewer the dims it will have once ``first`` is in, before it goes in.
+
+    Otherwise napari slices the first layer at step 0 of the new axes (a read of plane 0 on
+    the Qt thread, from the network for a z-stack) and then again at the middle step, where
+    the worker has already sliced it; with the dims in place both slices find nothing new."""
+    dims = _middle_dims(first)
+    if dims is not None:
+        viewer.dims.ndim = dims.ndim
+        viewer.dims.range = dims.range
+        viewer.dims.current_step = dims.current_step
 
 
 #: napari's reset view leaves this fraction of the canvas around the image.
