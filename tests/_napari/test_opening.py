@@ -159,3 +159,61 @@ def test_open_and_wait_raises_what_went_wrong(make_napari_viewer, token_env, not
         napari_lablink.open_and_wait(viewer, dead)
     assert len(viewer.layers) == 0
     assert not any("Could not open" in n for n in notifications)  # raised, not also shown
+
+
+def test_the_bar_made_after_the_worker_started_hears_what_came_before_it(make_napari_viewer):
+    # Making a bar runs the event loop: a fast worker's progress, or its end, may come first.
+    from napari.utils.progress import progress
+
+    from napari_lablink._napari.opening import _LateBar
+
+    make_napari_viewer()
+    ended = _LateBar()
+    ended.progress(2, 4)
+    ended.close()
+    ended.make("Opening ended", lambda: None)
+    assert all(bar.desc != "Opening ended" for bar in progress._all_instances)
+
+    cancelled: list[bool] = []
+    running = _LateBar()
+    running.progress(3, 4)
+    running.make("Opening running", lambda: cancelled.append(True))
+    (bar,) = [bar for bar in progress._all_instances if bar.desc == "Opening running"]
+    assert bar.n == 3
+    bar.cancel()
+    assert cancelled == [True]
+    running.close()
+    assert bar not in progress._all_instances
+
+
+def test_an_empty_viewer_gets_the_dims_the_worker_sliced_at_so_napari_slices_nothing_again():
+    # Without them napari sliced the first layer at plane 0 (a read on the Qt thread) and then
+    # at the middle plane, where the worker had already read it.
+    import dask.array as da
+    from napari.components import ViewerModel
+
+    from napari_lablink._napari.opening import _start_where_built, make_layers
+
+    levels = [
+        da.from_array(
+            np.arange(3 * n * n, dtype=np.uint16).reshape(1, 3, n, n), chunks=(1, 1, 64, 64)
+        )
+        for n in (256, 128, 64)
+    ]
+    kwargs = {"contrast_limits": (0, 100), "multiscale": True}
+    layers = make_layers(
+        [(levels, {**kwargs, "name": name}, "image") for name in ("a", "b")], None, (300, 400)
+    )
+    resliced: list[str] = []
+    for layer in layers:
+        layer.events.set_data.connect(lambda event, name=layer.name: resliced.append(name))
+    viewer = ViewerModel()
+    _start_where_built(viewer, layers[0])
+    for layer in layers:
+        viewer.layers.append(layer)
+    assert viewer.dims.current_step[:2] == (0, 1)  # the middle plane of three
+    assert resliced == []
+    assert all(layer._slice.image.view.size for layer in layers)
+    np.testing.assert_array_equal(
+        np.asarray(layers[0]._slice.image.raw), np.asarray(levels[layers[0].data_level][0, 1])
+    )

@@ -18,6 +18,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -68,12 +69,15 @@ def prepare_layers(
     wanted = parse_channel_list(parsed.option("channels")) if channels is None else list(channels)
     image = select_channels(open_image(parsed), wanted)
     _report(task, 1)
-    image = with_contrast(image)
-    _report(task, 2)
-    layers = layer_data(image)
-    if wanted and len(image.channels) == 1:  # one channel asked for: name it, not the image
-        layers = [(d, {**k, "name": image.channels[0].name}, t) for d, k, t in layers]
-    layers += read_rois(parsed, image.name, image.uri, watch=False)
+    # The ROI query waits on the server while the contrast sample waits on S3: ask both at once.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        rois = pool.submit(read_rois, parsed, image.name, image.uri, watch=False)
+        image = with_contrast(image)
+        _report(task, 2)
+        layers = layer_data(image)
+        if wanted and len(image.channels) == 1:  # one channel asked for: name it, not the image
+            layers = [(d, {**k, "name": image.channels[0].name}, t) for d, k, t in layers]
+        layers += rois.result()
     _report(task, 3)
     return layers
 
@@ -98,6 +102,37 @@ class _Progress(cancelable_progress):
             self.cancel_callback()
 
 
+class _LateBar:
+    """An open's progress bar, made once its worker is on its way: the activity panel takes
+    tens of milliseconds to make one, better spent waiting on the network. Making it runs the
+    event loop, so the worker's progress, or even its end, may come before the bar exists."""
+
+    def __init__(self) -> None:
+        self._bar: _Progress | None = None
+        self._count = 0
+        self._closed = False
+
+    def make(self, desc: str, cancel: Callable[[], None]) -> None:
+        bar = _Progress(total=_STEPS, desc=desc)
+        bar.cancel_callback = cancel
+        self._bar = bar
+        if self._closed:
+            bar.close()
+        elif self._count:
+            self.progress(self._count, _STEPS)
+
+    def progress(self, count: int, _total: int) -> None:
+        self._count = count
+        if self._bar is not None:
+            self._bar.n = count
+            self._bar.refresh()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._bar is not None:
+            self._bar.close()
+
+
 def open_in_viewer(
     viewer: napari.Viewer,
     uri: str,
@@ -112,18 +147,17 @@ def open_in_viewer(
     notification, or goes to ``failed(exception)`` instead when given.
     """
     shown = failure_subject(uri)
-    bar = _Progress(total=_STEPS, desc=f"Opening {shown}")
     viewer_ref = weakref.ref(viewer)
     height, width = viewer.canvas.size
     canvas = None if len(viewer.layers) else (int(height), int(width))  # reset to the image
 
-    def on_progress(count: int, _total: int) -> None:
-        bar.n = count
-        bar.refresh()
+    bar = _LateBar()
 
     def on_done(layers: list[Layer]) -> None:
         target = viewer_ref()
         if target is not None and not task.cancelled.is_set():
+            if canvas is not None and layers and not len(target.layers):
+                _start_where_built(target, layers[0])
             add_layers(target, layers, done)
         elif done is not None:
             done([])
@@ -140,10 +174,10 @@ def open_in_viewer(
         lambda t: make_layers(prepare_layers(uri, channels=channels, task=t), t, canvas),
         done=on_done,
         failed=on_failed,
-        progress=on_progress,
+        progress=bar.progress,
         finished=bar.close,
     )
-    bar.cancel_callback = task.cancel
+    bar.make(f"Opening {shown}", task.cancel)
     return task
 
 
@@ -166,7 +200,10 @@ def make_layers(
 
 def _build(data: Any, kwargs: dict[str, Any], kind: str, canvas: tuple[int, int] | None) -> Layer:
     """One layer, built hidden (nothing read), then shown where a fresh viewer will show it:
-    the middle plane, and for a pyramid the level that fits the canvas."""
+    the middle plane, and for a pyramid the level that fits the canvas.
+
+    The visible layers read one after another: napari's dask cache keeps per-compute state
+    that one compute ending clears under another running beside it (a KeyError)."""
     layer = Layer.create(data, {**kwargs, "visible": False}, kind)
     if kwargs.get("visible", True):
         if canvas is not None:
@@ -180,13 +217,34 @@ def _build(data: Any, kwargs: dict[str, Any], kind: str, canvas: tuple[int, int]
 def _middle_plane(layer: Layer) -> None:
     """Point ``layer`` at the plane an empty viewer goes to when it is added (the middle step
     of every axis), so its first read is the one napari shows, not plane 0."""
+    dims = _middle_dims(layer)
+    if dims is not None:
+        layer._slice_dims(dims)  # hidden: records where to slice, reads nothing yet
+
+
+def _middle_dims(layer: Layer) -> Dims | None:
+    """The dims an empty viewer has once ``layer`` is its first layer (at the middle step of
+    every axis, as napari goes there), or None where :func:`_middle_plane` leaves it alone."""
     extent = layer.extent
     bounds = np.concatenate([*extent.world, extent.step])
     if layer.ndim <= 2 or not isinstance(layer, Image | Labels) or not np.isfinite(bounds).all():
-        return
+        return None
     dims = Dims(ndim=layer.ndim, range=tuple(zip(*extent.world, extent.step, strict=True)))
     dims.current_step = tuple(int((n - 1) / 2) for n in dims.nsteps)  # as napari does
-    layer._slice_dims(dims)  # hidden: records where to slice, reads nothing yet
+    return dims
+
+
+def _start_where_built(viewer: napari.Viewer, first: Layer) -> None:
+    """Give an empty viewer the dims it will have once ``first`` is in, before it goes in.
+
+    Otherwise napari slices the first layer at step 0 of the new axes (a read of plane 0 on
+    the Qt thread, from the network for a z-stack) and then again at the middle step, where
+    the worker has already sliced it; with the dims in place both slices find nothing new."""
+    dims = _middle_dims(first)
+    if dims is not None:
+        viewer.dims.ndim = dims.ndim
+        viewer.dims.range = dims.range
+        viewer.dims.current_step = dims.current_step
 
 
 #: napari's reset view leaves this fraction of the canvas around the image.
