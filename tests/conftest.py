@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 _ENV = ("LABLINK_TOKEN", "LABLINK_MIBI_EMAIL", "LABLINK_MIBI_PASSWORD", "LABLINK_S3_ENDPOINT")
 
@@ -59,3 +64,22 @@ def mikro_clean(mikro):
     yield mikro
     mikro.faults.clear()
     mikro.s3.faults.clear()
+
+
+@pytest.fixture(scope="module")
+def dask_client() -> Iterator[Client]:
+    """A real dask.distributed cluster of two worker processes (one per module: workers keep
+    per-process sessions, so each module starts with fresh ones)."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=False,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
 
 from napari_lablink.client.connection import connect
 from napari_lablink.client.pims.server import PimsServer
@@ -23,28 +22,15 @@ pytestmark = [pytest.mark.pims, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=False,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
-
-
-@pytest.fixture(scope="module")
 def server(real_pims: RealPims) -> Iterator[PimsServer]:
     with connect(f"pims+http://127.0.0.1:{real_pims.port}") as connection:
         assert isinstance(connection, PimsServer)
         yield connection
 
 
-def test_levels_compute_on_worker_processes(server, real_pims, pims_images, client, monkeypatch):
+def test_levels_compute_on_worker_processes(
+    server, real_pims, pims_images, dask_client, monkeypatch
+):
     image = pims_images["pyramid"]
     remote = open_remote(server, real_pims, image)
     sources = source_levels(image)
@@ -62,7 +48,9 @@ def test_levels_compute_on_worker_processes(server, real_pims, pims_images, clie
     )
 
 
-def test_rgb_levels_compute_on_worker_processes(server, real_pims, pims_images, client) -> None:
+def test_rgb_levels_compute_on_worker_processes(
+    server, real_pims, pims_images, dask_client
+) -> None:
     image = pims_images["rgb_pyramid"]
     remote = open_remote(server, real_pims, image)
     level = remote.levels[-1]

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
 
 from napari_lablink import open_image
 from napari_lablink.client.arkitekt import ApprovalPolicy, deployments
@@ -27,21 +26,6 @@ from .conftest import Clock
 
 RNG = np.random.default_rng(16)
 IMAGE = RNG.integers(0, 60000, size=(2, 1, 4, 64, 96), dtype=np.uint16)
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=False,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
 
 
 @pytest.fixture
@@ -58,7 +42,7 @@ def logged_in(deployment: ArkitektStandIn) -> Iterator[None]:
 
 
 def test_workers_renew_their_access_tokens_after_they_expire(
-    deployment: ArkitektStandIn, mikro: MikroStandIn, clock: Clock, logged_in: None, client
+    deployment: ArkitektStandIn, mikro: MikroStandIn, clock: Clock, logged_in: None, dask_client
 ) -> None:
     image_id = mikro.add_image(IMAGE, "distributed", chunks=(1, 1, 1, 32, 32))
     level = open_image(f"mikro+{deployment.url}/image/{image_id}").levels[0]
@@ -78,7 +62,7 @@ def test_workers_renew_their_access_tokens_after_they_expire(
 
 
 def test_the_client_secret_travels_only_inside_pickles(
-    deployment: ArkitektStandIn, mikro: MikroStandIn, logged_in: None, client
+    deployment: ArkitektStandIn, mikro: MikroStandIn, logged_in: None, dask_client
 ) -> None:
     image_id = mikro.add_image(IMAGE, "secret")
     uri = f"mikro+{deployment.url}/image/{image_id}"
@@ -92,6 +76,6 @@ def test_the_client_secret_travels_only_inside_pickles(
     assert tokens.client_secret == secret
     level.sum().compute()
     # ... but no description of it or the work, and no log of the cluster, shows it.
-    texts = [repr(tokens), repr(level.dask), repr(client.get_worker_logs())]
-    texts.append(repr(client.get_scheduler_logs()))
+    texts = [repr(tokens), repr(level.dask), repr(dask_client.get_worker_logs())]
+    texts.append(repr(dask_client.get_scheduler_logs()))
     assert not any(secret in text for text in texts)

@@ -10,8 +10,6 @@ import pickle
 
 import dask.array as da
 import numpy as np
-import pytest
-from distributed import Client, LocalCluster
 
 import napari_lablink
 from napari_lablink.client.mikro.datalayer import GrantedStore
@@ -19,21 +17,6 @@ from napari_lablink.client.mikro.datalayer import GrantedStore
 RNG = np.random.default_rng(16)
 IMAGE = RNG.integers(0, 60000, size=(2, 1, 4, 64, 96), dtype=np.uint16)
 CHUNKS = (1, 1, 1, 32, 32)  # 2 * 4 * 2 * 3 = 48 chunks
-
-
-@pytest.fixture(scope="module")
-def client():
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=False,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
 
 
 def connect(mikro, prefix: str = "/mikro"):
@@ -47,7 +30,7 @@ def store_of(array: da.Array) -> GrantedStore:
     return layer.read.read.__self__._read.array.store  # guarded, read ahead, zarr chunks
 
 
-def test_a_max_projection_computes_on_worker_processes(mikro_clean, client) -> None:
+def test_a_max_projection_computes_on_worker_processes(mikro_clean, dask_client) -> None:
     image_id = mikro_clean.add_image(IMAGE, "distributed", chunks=CHUNKS)
     with connect(mikro_clean) as server:
         image = server.get(mikro_clean.image_uri(image_id))
@@ -58,7 +41,7 @@ def test_a_max_projection_computes_on_worker_processes(mikro_clean, client) -> N
     assert mikro_clean.s3.count("GET", "/c/") == 48
 
 
-def test_workers_renew_expired_grants_themselves(mikro_clean, client) -> None:
+def test_workers_renew_expired_grants_themselves(mikro_clean, dask_client) -> None:
     image_id = mikro_clean.add_image(IMAGE, "renewed", chunks=CHUNKS)
     with connect(mikro_clean) as server:
         image = server.get(mikro_clean.image_uri(image_id))
@@ -72,7 +55,7 @@ def test_workers_renew_expired_grants_themselves(mikro_clean, client) -> None:
         assert store_of(image.levels[0]).grant.expires_at is not None
 
 
-def test_generation1_representations_compute_too(mikro_clean, client) -> None:
+def test_generation1_representations_compute_too(mikro_clean, dask_client) -> None:
     rep_id = mikro_clean.add_representation(IMAGE, "gen1", chunks=CHUNKS)
     with connect(mikro_clean, prefix="") as server:
         image = server.get(mikro_clean.representation_uri(rep_id))
@@ -81,7 +64,7 @@ def test_generation1_representations_compute_too(mikro_clean, client) -> None:
         )
 
 
-def test_a_persisted_array_uploads(mikro_clean, client) -> None:
+def test_a_persisted_array_uploads(mikro_clean, dask_client) -> None:
     source = da.from_array(IMAGE, chunks=(1, 1, 2, 64, 96)) + np.uint16(1)
     persisted = source.persist()
     with connect(mikro_clean) as server:
@@ -90,7 +73,9 @@ def test_a_persisted_array_uploads(mikro_clean, client) -> None:
         np.testing.assert_array_equal(image.levels[0].compute(), IMAGE + 1)
 
 
-def test_secrets_travel_only_inside_pickles_never_into_reprs_or_logs(mikro_clean, client) -> None:
+def test_secrets_travel_only_inside_pickles_never_into_reprs_or_logs(
+    mikro_clean, dask_client
+) -> None:
     image_id = mikro_clean.add_image(IMAGE, "secret", chunks=CHUNKS)
     with connect(mikro_clean) as server:
         image = server.get(mikro_clean.image_uri(image_id))
@@ -107,6 +92,6 @@ def test_secrets_travel_only_inside_pickles_never_into_reprs_or_logs(mikro_clean
         described += [repr(task) for task in dict(plane.dask).values()]
         described += [repr(pickle.loads(payload).dask.layers)]
         level.max().compute()
-        logs = [client.get_worker_logs(), client.get_scheduler_logs()]
+        logs = [dask_client.get_worker_logs(), dask_client.get_scheduler_logs()]
     for text in [*described, repr(logs)]:
         assert not any(s in text for s in secrets)

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
 
 import napari_lablink
 from napari_lablink.client.tracker.server import TrackerServer
@@ -22,21 +21,6 @@ RNG = np.random.default_rng(16)
 SIZE = 48
 CHANNELS = {f"M{i}": (100 + i, RNG.integers(0, 4000, (SIZE, SIZE), np.uint16)) for i in range(6)}
 EXPECTED = np.stack([plane for _, plane in CHANNELS.values()])
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=False,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
 
 
 @pytest.fixture
@@ -60,7 +44,7 @@ def downloads(tracker: TrackerStandIn) -> list[str]:
     return [r.path for r in tracker.requests if "channel_url" in r.path]
 
 
-def test_a_max_projection_computes_on_worker_processes(tracker, server, client) -> None:
+def test_a_max_projection_computes_on_worker_processes(tracker, server, dask_client) -> None:
     stack = server.get(f"images/{tracker.fovs[0]}").levels[0]
     tracker.clear_requests()
     np.testing.assert_array_equal(stack.max(axis=0).compute(), EXPECTED.max(axis=0))
@@ -69,7 +53,7 @@ def test_a_max_projection_computes_on_worker_processes(tracker, server, client) 
     assert server.channels.nbytes == 0
 
 
-def test_workers_log_in_again_when_the_token_expires(tracker, server, client) -> None:
+def test_workers_log_in_again_when_the_token_expires(tracker, server, dask_client) -> None:
     first, second = (server.get(f"images/{fov}").levels[0] for fov in tracker.fovs)
     assert int(first.sum().compute()) == int(EXPECTED.sum())
     tracker.advance_clock(48 * 3600)  # every token issued so far has expired
@@ -81,7 +65,7 @@ def test_workers_log_in_again_when_the_token_expires(tracker, server, client) ->
 
 
 def test_secrets_travel_only_inside_pickles_never_into_reprs_or_logs(
-    tracker, server, client
+    tracker, server, dask_client
 ) -> None:
     stack = server.get(f"images/{tracker.fovs[0]}").levels[0]
     secrets = [tracker.password, server.session.token]
@@ -94,6 +78,6 @@ def test_secrets_travel_only_inside_pickles_never_into_reprs_or_logs(
         for task in dict(plane.__dask_optimize__(plane.dask, plane.__dask_keys__())).values()
     ]
     stack.max().compute()
-    logs = [client.get_worker_logs(), client.get_scheduler_logs()]
+    logs = [dask_client.get_worker_logs(), dask_client.get_scheduler_logs()]
     for text in [*described, repr(logs)]:
         assert not any(s in text for s in secrets)
