@@ -1,10 +1,12 @@
 """Adding many layers a few per event-loop turn (under Xvfb): order kept, the selection left to
-the user after the first, a closed viewer stops the rest, and layers built off the Qt thread
-arrive with their plane already sliced while hidden ones read nothing."""
+the user after the first, a closed viewer stops the rest, other timers run between turns, and
+layers built off the Qt thread arrive with their plane already sliced (the visible channels
+read side by side) while hidden ones read nothing."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import dask
 import dask.array as da
@@ -174,3 +176,51 @@ def test_a_stack_is_read_in_the_worker_at_the_plane_napari_goes_to(
     qtbot.waitUntil(lambda: bool(heard), timeout=WAIT_MS)
     assert viewer.dims.current_step[0] == 4
     np.testing.assert_array_equal(built[1]._slice.image.view, np.full((16, 16), 4))
+
+
+def test_timers_and_input_run_between_turns(make_napari_viewer, qtbot, one_per_turn) -> None:
+    from qtpy.QtCore import QTimer
+
+    viewer = make_napari_viewer()
+    seen: list[int] = []  # how many layers were in at each tick of another timer
+    beat = QTimer()
+    beat.setInterval(1)
+    beat.timeout.connect(lambda: seen.append(len(viewer.layers)))
+    beat.start()
+    heard: list[list] = []
+    insert_layers(viewer, _layers(4), heard.append)
+    qtbot.waitUntil(lambda: bool(heard), timeout=WAIT_MS)
+    beat.stop()
+    assert {1, 2, 3} <= set(seen)  # the other timer ran between every two turns
+
+
+def test_slow_work_before_the_layers_has_a_turn_of_its_own(make_napari_viewer, qtbot) -> None:
+    viewer = make_napari_viewer()
+    order: list[str] = []
+
+    def before() -> None:
+        order.append(f"before, {len(viewer.layers)} layers")
+        time.sleep(inserting.TURN_BUDGET * 2)
+
+    heard: list[list] = []
+    insert_layers(viewer, _layers(2), heard.append, before=before)
+    assert order == ["before, 0 layers"] and len(viewer.layers) == 0
+    qtbot.waitUntil(lambda: bool(heard), timeout=WAIT_MS)
+    assert [layer.name for layer in viewer.layers] == ["L0", "L1"]
+
+
+def test_visible_channels_read_their_planes_side_by_side(qapp) -> None:
+    together = threading.Barrier(3, timeout=20)  # breaks unless all three reads overlap
+
+    def channel(i: int) -> da.Array:
+        def read() -> np.ndarray:
+            together.wait()
+            return np.full((8, 8), i, np.uint16)
+
+        return da.from_delayed(dask.delayed(read)(), (8, 8), np.uint16)
+
+    kwargs = {"channel_axis": 0, "name": ["a", "b", "c"], "contrast_limits": [(0, 3)] * 3}
+    built = make_layers([(da.stack([channel(i) for i in range(3)]), kwargs, "image")])
+    assert not together.broken
+    for i, layer in enumerate(built):
+        np.testing.assert_array_equal(layer._slice.image.view, np.full((8, 8), i))

@@ -7,6 +7,9 @@ time, as many as fit in :data:`TURN_BUDGET` but at least one, in their order (th
 channels come first in a many-channel image). Between turns napari draws, answers the mouse and
 slices what has arrived, so the first channels are on screen before the last are added.
 
+The next turn is a timer of :data:`PAUSE_MS`, not a zero-delay call: Qt runs those as posted
+events, ahead of timers and input, so a chain of them held the window as long as a single call.
+
 Layers added after the first turn do not take the selection: the user may already be working
 with what is on screen, and napari rebuilding the controls panel for each new layer is a good
 part of its cost.
@@ -32,6 +35,8 @@ __all__ = ["TURN_BUDGET", "insert_layers", "one_per_layer", "pending_inserts"]
 
 #: Seconds of Qt-thread time one turn may spend adding layers (one layer always goes in).
 TURN_BUDGET = 0.03
+#: Milliseconds between turns, in which Qt draws and answers input and other timers.
+PAUSE_MS = 2
 
 _pending: set[_Inserter] = set()
 
@@ -58,14 +63,18 @@ def insert_layers(
     viewer: napari.Viewer,
     layers: list[Layer],
     done: Callable[[list[Layer]], object] | None = None,
+    *,
+    before: Callable[[], object] | None = None,
 ) -> None:
     """Add ``layers`` to ``viewer`` over as many event-loop turns as they need; ``done(added)``
     once the last is in (call on the Qt thread).
 
-    The first turn runs now, so a small image is added before this returns. If the viewer closes
-    meanwhile, the rest is dropped and ``done`` hears what was added.
+    The first turn runs now, so a small image is added before this returns. ``before`` is work
+    on the viewer that must come first (setting up its dims), which then has the first turn to
+    itself. If the viewer closes meanwhile, the rest is dropped and ``done`` hears what was
+    added.
     """
-    _Inserter(viewer, layers, done).step()
+    _Inserter(viewer, layers, done, before).step()
 
 
 class _Inserter:
@@ -74,8 +83,10 @@ class _Inserter:
         viewer: napari.Viewer,
         layers: list[Layer],
         done: Callable[[list[Layer]], object] | None,
+        before: Callable[[], object] | None,
     ) -> None:
         self._viewer = weakref.ref(viewer)
+        self._before = before
         self._waiting = deque(layers)
         self._done = done
         self._added: list[Layer] = []
@@ -87,13 +98,18 @@ class _Inserter:
         viewer = self._viewer()
         if viewer is None or _closed(viewer):
             self._waiting.clear()
+            self._before = None
         start = time.perf_counter()
-        while self._waiting:
+        spent = False
+        if self._before is not None:
+            before, self._before = self._before, None
+            before()
+            spent = time.perf_counter() - start > TURN_BUDGET
+        while self._waiting and not spent:
             self._add(viewer, self._waiting.popleft())
-            if time.perf_counter() - start > TURN_BUDGET:
-                break
+            spent = time.perf_counter() - start > TURN_BUDGET
         if self._waiting:
-            QTimer.singleShot(0, self.step)
+            QTimer.singleShot(PAUSE_MS, self.step)
             return
         _pending.discard(self)
         if self._done is not None:

@@ -14,6 +14,7 @@ same choice from the URI (``?channels=CD45,dsDNA``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import weakref
@@ -156,9 +157,10 @@ def open_in_viewer(
     def on_done(layers: list[Layer]) -> None:
         target = viewer_ref()
         if target is not None and not task.cancelled.is_set():
+            first = None
             if canvas is not None and layers and not len(target.layers):
-                _start_where_built(target, layers[0])
-            add_layers(target, layers, done)
+                first = functools.partial(_start_where_built, target, layers[0])
+            add_layers(target, layers, done, before=first)
         elif done is not None:
             done([])
 
@@ -192,26 +194,43 @@ def make_layers(
     worker, and napari finds the plane already sliced when the layer is added. A pyramid is
     read once, at the level napari will show on a ``canvas`` of that size (height, width) once
     the view is reset to the image; otherwise napari would read that level on the Qt thread.
+    The visible channels read side by side: each waits on the network, not on a core.
     """
-    built = [_build(data, kwargs, kind, canvas) for data, kwargs, kind in one_per_layer(layers)]
+    specs = one_per_layer(layers)
+    built = [_build(data, kwargs, kind, canvas) for data, kwargs, kind in specs]
+    shown = [
+        layer
+        for layer, (_, kwargs, _) in zip(built, specs, strict=True)
+        if kwargs.get("visible", True)
+    ]
+    if len(shown) > 1:
+        with ThreadPoolExecutor(max_workers=min(len(shown), _PLANE_READERS)) as pool:
+            list(pool.map(_show, shown))
+    elif shown:
+        _show(shown[0])
     _report(task, _STEPS)
     return built
 
 
-def _build(data: Any, kwargs: dict[str, Any], kind: str, canvas: tuple[int, int] | None) -> Layer:
-    """One layer, built hidden (nothing read), then shown where a fresh viewer will show it:
-    the middle plane, and for a pyramid the level that fits the canvas.
+#: Visible channels whose first planes are read at the same time.
+_PLANE_READERS = 8
 
-    The visible layers read one after another: napari's dask cache keeps per-compute state
-    that one compute ending clears under another running beside it (a KeyError)."""
+
+def _build(data: Any, kwargs: dict[str, Any], kind: str, canvas: tuple[int, int] | None) -> Layer:
+    """One layer, built hidden (nothing read) and pointed where a fresh viewer will show it: the
+    middle plane, and for a pyramid the level that fits the canvas."""
     layer = Layer.create(data, {**kwargs, "visible": False}, kind)
-    if kwargs.get("visible", True):
-        if canvas is not None:
-            _middle_plane(layer)
-            if isinstance(layer, Image) and layer.multiscale:
-                _shown_level(layer, canvas)
-        layer.visible = True  # slices (reads) the plane
+    if kwargs.get("visible", True) and canvas is not None:
+        _middle_plane(layer)
+        if isinstance(layer, Image) and layer.multiscale:
+            _shown_level(layer, canvas)
     return layer
+
+
+def _show(layer: Layer) -> None:
+    """Make a built layer visible, which slices (reads) its plane. Overlapping reads are safe
+    with napari's dask cache mended (:mod:`.dask_cache`)."""
+    layer.visible = True
 
 
 def _middle_plane(layer: Layer) -> None:
@@ -272,9 +291,11 @@ def add_layers(
     viewer: napari.Viewer,
     layers: list[Layer],
     done: Callable[[list[Layer]], object] | None = None,
+    *,
+    before: Callable[[], object] | None = None,
 ) -> None:
     """Add built layers a few per event-loop turn (on the Qt thread; see :mod:`.inserting`);
-    ``done(added)`` once all are in.
+    ``done(added)`` once all are in. ``before`` runs first, in a turn of its own if it is slow.
 
     Channel names that are already layer names get the image's name in front, and so do the
     earlier layers of the same name that napari-lablink opened, so neither reads "DAPI [1]".
@@ -299,7 +320,7 @@ def add_layers(
         if done is not None:
             done(added)
 
-    insert_layers(viewer, layers, inserted)
+    insert_layers(viewer, layers, inserted, before=before)
 
 
 def _source_name(layer: Layer) -> str | None:
