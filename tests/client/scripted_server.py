@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ class Reply:
     status: int = 200
     body: object = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before answering
 
 
 @dataclass
@@ -56,6 +58,7 @@ class ScriptedServer:
                     self.drop_connection()
                     return
                 assert isinstance(reply, Reply)
+                time.sleep(reply.delay)
                 payload = (
                     reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 )

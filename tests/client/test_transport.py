@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
+import time
 
 import httpx
 import pytest
@@ -151,6 +153,42 @@ def test_closed_transport_raises_clear_error(server: ScriptedServer) -> None:
     t.close()
     with pytest.raises(ClosedConnectionError, match="connection is closed"):
         t.request("GET", "thing")
+
+
+def test_closing_during_a_call_lets_that_call_finish(server: ScriptedServer) -> None:
+    """A widget dropping a connection its background job is using: the job's call ends with its
+    answer (shutting its socket under it would hang the read), later calls are refused."""
+    server.script.append(Reply(200, {"ok": 1}, delay=0.5))
+    t = make(server.url)
+    answers: list[object] = []
+    call = threading.Thread(target=lambda: answers.append(t.request("GET", "slow").json()))
+    call.start()
+    time.sleep(0.2)  # the request is with the server now
+    t.close()
+    with pytest.raises(ClosedConnectionError, match="connection is closed"):
+        t.request("GET", "thing")
+    call.join(10)
+    assert answers == [{"ok": 1}] and t.closed
+    assert [seen.path for seen in server.seen] == ["/slow"]
+
+
+def test_a_call_closed_between_attempts_is_not_retried(server: ScriptedServer) -> None:
+    server.script.extend([Reply(503, delay=0.4), Reply(200, {"ok": 1})])
+    t = make(server.url)
+    failures: list[Exception] = []
+
+    def call() -> None:
+        try:
+            t.request("GET", "thing")
+        except ClosedConnectionError as exc:
+            failures.append(exc)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    time.sleep(0.2)
+    t.close()
+    worker.join(10)
+    assert len(failures) == 1 and len(server.seen) == 1  # the 503 was not followed by a retry
 
 
 def test_timeouts_are_reported_as_unavailable(server: ScriptedServer) -> None:

@@ -176,6 +176,8 @@ class Transport:
         self.deadline = deadline if deadline is not None else configured_seconds()
         self._secrets = secrets
         self._lock = threading.Lock()
+        self._in_flight = 0  # calls using the client now
+        self._closing: httpx.Client | None = None  # closed, to be shut when they end
         limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
@@ -197,8 +199,17 @@ class Transport:
         return self._client is None
 
     def close(self) -> None:
+        """No new calls; the pool's sockets are shut once the calls under way have ended.
+
+        Shutting a socket another thread is reading hangs that thread until its timeout, and the
+        file descriptor it still writes to may by then belong to a new connection (to another
+        server). So a widget that drops a connection while a background job uses it only stops
+        further calls; the job's own call ends normally.
+        """
         with self._lock:
             client, self._client = self._client, None
+            if client is not None and self._in_flight:
+                self._closing, client = client, None
         if client is not None:
             client.close()
 
@@ -232,14 +243,27 @@ class Transport:
         of raised. The answer may hold at most ``max_bytes`` (None: no limit), and the whole
         call, retries included, ends within ``deadline`` seconds (default: the transport's).
         """
-        client = self._client
-        if client is None:
-            raise ClosedConnectionError("The connection is closed", server=self.label, obj=obj)
+        with self._lock:
+            client = self._client
+            if client is None:
+                raise ClosedConnectionError("The connection is closed", server=self.label, obj=obj)
+            self._in_flight += 1
         if idempotent is None:
             idempotent = method.upper() in {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
         seconds = self.deadline if deadline is None else deadline
-        with within(seconds):
-            return self._request(client, method, url, idempotent, obj, expect, max_bytes, kwargs)
+        try:
+            with within(seconds):
+                return self._request(
+                    client, method, url, idempotent, obj, expect, max_bytes, kwargs
+                )
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                last = self._closing if not self._in_flight else None
+                if last is not None:
+                    self._closing = None
+            if last is not None:
+                last.close()
 
     def _request(
         self,
@@ -256,6 +280,8 @@ class Transport:
         attempt = 0
         while True:
             attempt += 1
+            if attempt > 1 and self._client is None:  # closed meanwhile: no more attempts
+                raise ClosedConnectionError("The connection is closed", server=self.label, obj=obj)
             retry_after: float | None = None
             try:
                 response = self._send(client, method, url, obj, max_bytes, kwargs)
