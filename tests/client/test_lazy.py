@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import cloudpickle
 import dask.array as da
@@ -165,3 +166,27 @@ def test_computing_the_whole_array_is_one_read_and_anything_else_reads_chunks() 
     copy = cloudpickle.loads(cloudpickle.dumps(lazy))  # what dask.distributed sends
     assert type(copy) is da.Array  # elsewhere it reads by chunks, as its workers should
     np.testing.assert_array_equal(copy.compute(), DATA)
+
+
+def test_a_compute_served_from_a_dask_cache_reads_nothing_ahead() -> None:
+    """napari's opportunistic cache swaps cached chunks in after the graph was planned; the
+    read-ahead must not fetch a plane seen before again (it did, every chunk, every revisit)."""
+    from dask.cache import Cache
+
+    reads: list[ChunkIndex] = []
+    lock = threading.Lock()
+
+    def read(index: ChunkIndex) -> np.ndarray:
+        with lock:
+            reads.append(index)
+        return DATA[region(index)]
+
+    ahead = ReadAhead(read)
+    lazy = chunked_array("lazy-cached", CHUNKS, DATA.dtype, ahead.read, plan=ahead.plan)
+    with Cache(1e8):
+        np.testing.assert_array_equal(lazy[0].compute(), DATA[0])
+        assert sorted(reads) == [(0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1)]
+        reads.clear()
+        np.testing.assert_array_equal(lazy[0].compute(), DATA[0])
+    time.sleep(0.3)  # a read started ahead would have begun by now
+    assert reads == []

@@ -282,14 +282,14 @@ class ReadAhead:
     """Wraps a chunk reader so that the chunks a compute will need are read ahead, together.
 
     Give :meth:`read` and :meth:`plan` to :func:`chunked_array`. Once a compute's chunks are
-    planned, the first ``_READ_AHEAD_WINDOW`` of them are read at once and each dask task
-    collects its own; a chunk nobody planned is read directly. ``read_many``, when given, reads
-    a batch of chunks in one call (a store that fetches a region's chunks concurrently does
-    better with one call than with many): the planned chunks are cut into batches in index
-    order, and a task that asks for a planned chunk not yet under way starts its whole batch.
-    dask's order is its own (it may go through the planes backwards), so batches follow the
-    tasks' demand rather than wait in line. It pickles as its readers alone: what is in flight
-    belongs to this process.
+    planned and its first task reads, the first ``_READ_AHEAD_WINDOW`` of them are read at once
+    and each dask task collects its own; a chunk nobody planned is read directly.
+    ``read_many``, when given, reads a batch of chunks in one call (a store that fetches a
+    region's chunks concurrently does better with one call than with many): the planned chunks
+    are cut into batches in index order, and a task that asks for a planned chunk not yet under
+    way starts its whole batch. dask's order is its own (it may go through the planes
+    backwards), so batches follow the tasks' demand rather than wait in line. It pickles as its
+    readers alone: what is in flight belongs to this process.
     """
 
     def __init__(
@@ -310,18 +310,23 @@ class ReadAhead:
     def read(self, index: ChunkIndex) -> np.ndarray:
         with self._lock:
             entry = self._pending.pop(index, None)
-            batch = self._planned.get(index)
+            batch = self._planned.pop(index, None)
             if entry is None and batch is not None and len(batch) > 1:
                 self._start(batch)  # this task is first to ask: its neighbours come along
                 entry = self._pending.pop(index)
-            self._planned.pop(index, None)
-            self._top_up()
+            if entry is not None or batch is not None:  # a planned compute is reading
+                self._top_up()
         if entry is not None:
             return entry[1].result()
         return self._read(index)
 
     def plan(self, indices: Iterable[ChunkIndex]) -> None:
-        """The next compute needs ``indices``: start reading the first of them."""
+        """The next compute needs ``indices``: they are read ahead once it reads the first.
+
+        Not before: napari's dask cache hands a compute the chunks it holds in place of their
+        tasks, after the graph was planned, so a plane seen before would be fetched again for
+        nothing (every chunk of it, on every revisit).
+        """
         now = time.monotonic()
         with self._lock:
             for index, (started, future) in list(self._pending.items()):
@@ -334,7 +339,6 @@ class ReadAhead:
             for start in range(0, len(ordered), size):
                 batch = ordered[start : start + size]
                 self._planned.update(dict.fromkeys(batch, batch))
-            self._top_up()
 
     def _top_up(self) -> None:
         while self._planned and len(self._pending) < _READ_AHEAD_WINDOW:
