@@ -8,6 +8,9 @@ heartbeat QTimer ticks every 5 ms; the longest gap between ticks is the longest 
   adding an in-memory array of the same shape.
 - ``napari_slider_blocked_ms``: longest stall while the z slider steps 20 times through the 3-D
   cells, against the same with an in-memory copy (and again with napari's asynchronous slicing).
+- ``napari_slider_blocked_far_server_ms``: the same with every S3 GET answering after 80 ms,
+  stepping from the middle plane to the last, with the planes beside the shown one read ahead,
+  against the same with napari's dask cache off (nothing can be read ahead).
 - ``napari_open_to_pixels_ms``: cold open of the tissue image until the canvas has drawn the
   first plane of every channel that opens visible, against plain zarr reading that plane (every
   channel) from the same store. The time until every layer is in and napari has settled is
@@ -50,8 +53,18 @@ with MikroStandIn() as mikro, TrackerStandIn() as tracker:
             "tracker": f"mibi+{tracker.base_url}/images/{fov}",
         },
     }), flush=True)
-    sys.stdin.read()
+    for line in sys.stdin:  # "slow SECONDS": every S3 GET answers that late; "fast": at once
+        words = line.split()
+        if words[:1] == ["slow"]:
+            mikro.s3.faults.slow_seconds = float(words[1])
+            mikro.s3.faults.methods = ["GET"]
+            mikro.s3.faults.rates = {"slow": 1.0}
+        elif words[:1] == ["fast"]:
+            mikro.s3.faults.rates = {}
 """
+
+#: How late every S3 GET answers for the far-server slider.
+FAR_SERVER_SECONDS = 0.08
 
 ACCESS = """mutation A($input: RequestZarrAccessInput!) {
   requestZarrAccess(input: $input) { accessKey secretKey sessionToken bucket key } }"""
@@ -117,10 +130,15 @@ def main(only: str | None = None) -> None:
     from napari.utils import resize_dask_cache
 
     from napari_lablink._napari.opening import pending_opens, wait_for_opens
+    from napari_lablink._napari.prefetch import pending_prefetch
     from napari_lablink.client.connection import _shared
 
     servers = subprocess.Popen(
-        [sys.executable, "-c", _SERVERS], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _SERVERS],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        bufsize=1,
     )
     info = json.loads(servers.stdout.readline())
     os.environ.update(
@@ -192,6 +210,38 @@ def main(only: str | None = None) -> None:
         local = slider_stall()
         bench("napari_slider_blocked_ms", remote, "ms", local)
         bench("napari_slider_blocked_async_ms", remote_async, "ms", local)
+
+        # A far server (every S3 GET answers after 80 ms): each step of the z slider from the
+        # middle plane to the last, with the planes beside the shown one read ahead, against
+        # the same with napari's dask cache off (nowhere to read ahead into).
+        def far_slider(read_ahead: bool) -> float:
+            _shared.close_all()
+            viewer.layers.clear()
+            size = resize_dask_cache().cache.available_bytes
+            resize_dask_cache(0)  # emptied either way
+            if read_ahead:
+                resize_dask_cache(size)
+            try:
+                viewer.open(info["uris"]["cells"], plugin="napari-lablink")
+                wait_for_opens(120)
+                first, steps = viewer.dims.current_step[0] + 1, viewer.dims.nsteps[0]
+                return max(
+                    beat.measure(
+                        lambda z=z: viewer.dims.set_current_step(0, z),
+                        lambda: not pending_prefetch(),
+                    )
+                    for z in range(first, steps)
+                )
+            finally:
+                resize_dask_cache(size)
+
+        servers.stdin.write(f"slow {FAR_SERVER_SECONDS}\n")
+        servers.stdin.flush()
+        far = far_slider(read_ahead=True)
+        far_without = far_slider(read_ahead=False)
+        servers.stdin.write("fast\n")
+        servers.stdin.flush()
+        bench("napari_slider_blocked_far_server_ms", far, "ms", far_without)
 
         _open_to_pixels(viewer, info)
 

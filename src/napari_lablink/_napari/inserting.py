@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from napari_lablink._napari.layers import LayerDataTuple
 
-__all__ = ["TURN_BUDGET", "insert_layers", "one_per_layer", "pending_inserts"]
+__all__ = ["TURN_BUDGET", "insert_layers", "one_per_layer", "pending_inserts", "window_closed"]
 
 #: Seconds of Qt-thread time one turn may spend adding layers (one layer always goes in).
 TURN_BUDGET = 0.03
@@ -96,7 +96,7 @@ class _Inserter:
         from qtpy.QtCore import QTimer
 
         viewer = self._viewer()
-        if viewer is None or _closed(viewer):
+        if viewer is None or window_closed(viewer):
             self._waiting.clear()
             self._before = None
         start = time.perf_counter()
@@ -130,7 +130,7 @@ class _Inserter:
         self._added.append(layer)
 
 
-def _closed(viewer: Any) -> bool:
+def window_closed(viewer: Any) -> bool:
     """Whether the viewer's window is gone (napari keeps the model alive after ``close``)."""
     window = getattr(viewer, "window", None)
     return window is not None and not hasattr(window, "_qt_window")

@@ -31,6 +31,7 @@ from napari.utils.progress import cancelable_progress
 
 from napari_lablink._napari.inserting import insert_layers, one_per_layer, pending_inserts
 from napari_lablink._napari.layers import LayerDataTuple, layer_data
+from napari_lablink._napari.prefetch import follow
 from napari_lablink._napari.rois import read_rois, watch_current_viewer
 from napari_lablink._napari.workers import Task, Workers, describe
 from napari_lablink.client.connection import open_image
@@ -313,10 +314,13 @@ def add_layers(
             if source and not name.startswith(source):
                 existing[name].name = f"{source}: {name}"
     rois = any(isinstance(layer, Shapes | Points) for layer in layers)
+    pixels = any(isinstance(layer, Image | Labels) for layer in layers)
 
     def inserted(added: list[Layer]) -> None:
         if rois:
             watch_current_viewer()
+        if pixels and added:
+            follow(viewer)
         if done is not None:
             done(added)
 
