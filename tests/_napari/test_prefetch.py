@@ -1,12 +1,13 @@
 """Reading ahead along a slider (under Xvfb, against the mikro stand-in): after a step the planes
 beside it are in napari's dask cache, so the next step reads nothing from the server on the Qt
 thread; with napari's cache off nothing is read ahead; only visible layers napari-lablink opened
-are read."""
+are read, and only in a 2-D view."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import dask.array as da
 import numpy as np
 import pytest
 from napari.utils import resize_dask_cache
@@ -95,3 +96,14 @@ def test_only_visible_layers_opened_by_lablink_are_read_ahead(
     viewer.dims.set_current_step(0, 15)  # the last plane has one neighbour
     (only,) = planes_beside(viewer, direction=1)
     np.testing.assert_array_equal(only.compute(), STACK[0, 0, 14])
+
+
+def test_nothing_is_read_ahead_in_a_3d_view(make_napari_viewer) -> None:
+    viewer = make_napari_viewer()
+    volumes = da.zeros((5, 4, 8, 8), dtype=np.uint16)  # t, z, y, x
+    viewer.add_image(volumes, metadata={"lablink": {"uri": "mikro+http://h/image/1"}})
+    viewer.dims.set_current_step(0, 2)
+    assert [r.shape for r in planes_beside(viewer)] == [(8, 8), (8, 8)]  # t=3 and t=1 at z=2
+    viewer.dims.ndisplay = 3
+    viewer.dims.set_current_step(0, 3)
+    assert planes_beside(viewer) == []  # each neighbour would be a whole volume

@@ -5,8 +5,8 @@ of a slider through a remote stack waited there for the server. After each step,
 step further along the axis that moved (and then the one behind) is read in the background into
 napari's dask cache, for every visible layer napari-lablink opened; the next step finds its
 plane in memory and waits on nothing. A step taken before those reads are done drops the reads
-not yet started. With napari's dask cache turned off there is nowhere to keep a plane, and
-nothing is read ahead.
+not yet started. In a 3-D view a neighbour is a whole volume, too much to read on speculation.
+With napari's dask cache turned off there is nowhere to keep a plane, and nothing is read ahead.
 
 The reads hand napari's cache to dask for their own compute only: registering it globally (as
 ``with cache:`` does) would race with napari's slicing, which registers and unregisters it around
@@ -64,11 +64,12 @@ def pending_prefetch() -> bool:
 
 def planes_beside(viewer: napari.Viewer, direction: int = 1) -> list[da.Array]:
     """The planes one step either side of the current one along the axis last moved, nearest in
-    ``direction`` first, of every visible layer napari-lablink opened (lazy; nothing read)."""
+    ``direction`` first, of every visible layer napari-lablink opened (lazy; nothing read). None
+    in a 3-D view."""
     dims = viewer.dims
     axis = dims.last_used
-    if axis in dims.displayed or dims.nsteps[axis] <= 1:
-        return []
+    if dims.ndisplay != 2 or axis in dims.displayed or dims.nsteps[axis] <= 1:
+        return []  # in 3-D a neighbour is a whole volume: too much to read on speculation
     here = dims.current_step[axis]
     steps = [here + direction, here - direction]
     regions = []
