@@ -155,6 +155,13 @@ def test_closed_transport_raises_clear_error(server: ScriptedServer) -> None:
         t.request("GET", "thing")
 
 
+def wait_until_seen(server: ScriptedServer) -> None:
+    """Until the request is with the server (it answers after its reply's delay)."""
+    end = time.monotonic() + 10
+    while not server.seen and time.monotonic() < end:
+        time.sleep(0.01)
+
+
 def test_closing_during_a_call_lets_that_call_finish(server: ScriptedServer) -> None:
     """A widget dropping a connection its background job is using: the job's call ends with its
     answer (shutting its socket under it would hang the read), later calls are refused."""
@@ -163,7 +170,7 @@ def test_closing_during_a_call_lets_that_call_finish(server: ScriptedServer) -> 
     answers: list[object] = []
     call = threading.Thread(target=lambda: answers.append(t.request("GET", "slow").json()))
     call.start()
-    time.sleep(0.2)  # the request is with the server now
+    wait_until_seen(server)
     t.close()
     with pytest.raises(ClosedConnectionError, match="connection is closed"):
         t.request("GET", "thing")
@@ -185,7 +192,7 @@ def test_a_call_closed_between_attempts_is_not_retried(server: ScriptedServer) -
 
     worker = threading.Thread(target=call)
     worker.start()
-    time.sleep(0.2)
+    wait_until_seen(server)
     t.close()
     worker.join(10)
     assert len(failures) == 1 and len(server.seen) == 1  # the 503 was not followed by a retry
