@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from napari.utils.notifications import notification_manager
 
 from napari_lablink._napari.approval import NAPARI_APPROVAL
 from napari_lablink._napari.opening import wait_for_opens
@@ -30,18 +29,6 @@ def lab() -> Iterator[tuple[MikroStandIn, ArkitektStandIn, dict[str, str]]]:
         ) as lok,
     ):
         yield mikro, lok, mikro.seed_demo()
-
-
-@pytest.fixture
-def notifications() -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(event: object) -> None:
-        seen.append(str(getattr(event, "value", event).message))  # type: ignore[attr-defined]
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 def test_reader_and_writer_with_an_auto_approving_deployment(make_napari_viewer, lab) -> None:

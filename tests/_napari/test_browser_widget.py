@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QApplication
 
@@ -54,19 +53,6 @@ def store(_isolated_config) -> ProfileStore:
     return ProfileStore(secrets=None)
 
 
-@pytest.fixture
-def errors() -> Iterator[list[str]]:
-    """Every notification napari shows (a worker's exception would be one)."""
-    seen: list[str] = []
-
-    def record(event) -> None:
-        seen.append(str(getattr(event, "message", event)))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
-
-
 def make_widget(make_napari_viewer, store: ProfileStore, page_size: int = 50) -> BrowserWidget:
     viewer = make_napari_viewer()
     widget = BrowserWidget(viewer, store=store, page_size=page_size)
@@ -93,7 +79,7 @@ def search(qtbot, widget: BrowserWidget, text: str) -> None:
 
 
 def test_connect_page_search_open_and_copy_mikro(
-    qtbot, make_napari_viewer, mikro, store, errors
+    qtbot, make_napari_viewer, mikro, store, notifications
 ) -> None:
     url = f"http://{mikro.uri_authority}/mikro"
     profile = Profile(name="lab mikro", kind="mikro", url=url, s3=mikro.s3_endpoint)
@@ -132,7 +118,7 @@ def test_connect_page_search_open_and_copy_mikro(
     assert [layer.name for layer in layers] == ["DAPI", "GFP"]
     np.testing.assert_array_equal(np.asarray(layers["GFP"].data), STACK[1, 0])
     assert layers["DAPI"].metadata["lablink"]["uri"] == entry.uri.split("?")[0]
-    assert errors == []
+    assert notifications == []
 
 
 def test_a_late_page_of_an_old_search_is_dropped(qtbot, make_napari_viewer, mikro, store) -> None:
@@ -199,7 +185,7 @@ def test_tracker_runs_fovs_channels(qtbot, make_napari_viewer, tracker, store) -
 
 
 def test_wrong_password_and_token_are_shown_in_the_widget(
-    qtbot, make_napari_viewer, tracker, mikro, store, errors
+    qtbot, make_napari_viewer, tracker, mikro, store, notifications
 ) -> None:
     url = f"http://127.0.0.1:{tracker.port}"
     store.save(
@@ -226,7 +212,7 @@ def test_wrong_password_and_token_are_shown_in_the_widget(
     # Back on the tracker profile, its own error is shown again.
     widget.select_profile("tracker")
     assert "Unable to log in" in widget.status.text()
-    assert errors == []  # no traceback notification from the workers
+    assert notifications == []  # no traceback notification from the workers
 
     # Fixing the password through the dialog connects.
     dialog = widget.edit_profile(store.get("tracker"))
@@ -238,7 +224,9 @@ def test_wrong_password_and_token_are_shown_in_the_widget(
     assert names(widget) == ["RUN-1 (tonsil)"]
 
 
-def test_a_dead_server_is_shown_in_the_widget(qtbot, make_napari_viewer, store, errors) -> None:
+def test_a_dead_server_is_shown_in_the_widget(
+    qtbot, make_napari_viewer, store, notifications
+) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -246,7 +234,7 @@ def test_a_dead_server_is_shown_in_the_widget(qtbot, make_napari_viewer, store, 
     widget = make_widget(make_napari_viewer, store)
     connect(qtbot, widget, "gone", state="failed")
     assert f"127.0.0.1:{port}" in widget.status.text()
-    assert errors == []
+    assert notifications == []
 
 
 def test_profiles_are_added_edited_and_removed_in_the_widget(

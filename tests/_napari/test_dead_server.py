@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from napari.utils import resize_dask_cache
-from napari.utils.notifications import notification_manager
 
 from napari_lablink._napari.opening import open_in_viewer, wait_for_opens
 from napari_lablink.client import outages
@@ -22,18 +21,6 @@ pytestmark = pytest.mark.viewer
 RNG = np.random.default_rng(5)
 STACK = RNG.integers(1, 3000, size=(2, 1, 4, 24, 24), dtype=np.uint16)
 MARKERS = [f"M{i}" for i in range(6)]
-
-
-@pytest.fixture
-def notifications() -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(event) -> None:
-        seen.append(str(event.value.message if hasattr(event, "value") else event))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 @pytest.fixture(autouse=True)

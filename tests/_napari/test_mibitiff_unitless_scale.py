@@ -4,11 +4,8 @@ layer (scale 1, no units) has no field of view size. Checked on layer data and i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
-from napari.utils.notifications import notification_manager
 
 from napari_lablink._napari.mibitiff.layers import mibi_layers
 from napari_lablink.client.errors import ConfigurationError
@@ -49,18 +46,6 @@ def test_a_source_size_wins_over_a_unitless_scale() -> None:
 def test_no_scale_or_a_non_length_unit_is_refused(scale, units) -> None:
     with pytest.raises(ConfigurationError, match="field of view size of 'CD45 \\(150\\)'"):
         mibi_layers([layer(scale, units)])
-
-
-@pytest.fixture
-def notifications() -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(notification) -> None:
-        seen.append(str(notification.message))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 @pytest.mark.viewer

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from napari.utils.notifications import notification_manager
 
 import napari_lablink
 from napari_lablink._napari.opening import open_in_viewer, pending_opens, wait_for_opens
@@ -30,18 +29,6 @@ def rep(mikro) -> str:
 @pytest.fixture
 def token_env(mikro, monkeypatch) -> None:
     monkeypatch.setenv("LABLINK_TOKEN", mikro.token)
-
-
-@pytest.fixture
-def notifications() -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(event) -> None:
-        seen.append(str(event.value.message if hasattr(event, "value") else event))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 @pytest.fixture

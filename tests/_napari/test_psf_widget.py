@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from napari.utils.notifications import notification_manager
 from qtpy.QtCore import Qt
 
 from napari_lablink._napari.psf.beads import AUTO
@@ -59,18 +58,6 @@ def simulated(fail_at_frame: int | None = None):
 
 def lablink_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name.startswith("lablink")}
-
-
-@pytest.fixture
-def notes():
-    seen: list[str] = []
-
-    def record(notification) -> None:
-        seen.append(str(notification.message))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 @pytest.fixture
@@ -297,37 +284,41 @@ def test_snap_and_exports(make_widget, qtbot, tmp_path) -> None:
     np.testing.assert_array_equal(group["0"][:], data)
 
 
-def test_failures_are_notifications(make_widget, qtbot, notes, tmp_path) -> None:
+def test_failures_are_notifications(make_widget, qtbot, notifications, tmp_path) -> None:
     missing = tmp_path / "missing.cfg"
     backends = {
         "pymmcore-plus": lambda s: PymmcorePlusBackend(config_file=missing),
         "simulated": simulated(fail_at_frame=100),
     }
     _, widget = make_widget(backends)
-    qtbot.waitUntil(lambda: any("Could not connect" in n for n in notes), timeout=TIMEOUT_MS)
-    message = next(n for n in notes if "Could not connect" in n)
+    qtbot.waitUntil(
+        lambda: any("Could not connect" in n for n in notifications), timeout=TIMEOUT_MS
+    )
+    message = next(n for n in notifications if "Could not connect" in n)
     assert "pymmcore-plus" in message and str(missing) in message
     # Start still tries (the user may have fixed the file); the failure is a notification too
     assert widget.start()
-    qtbot.waitUntil(lambda: any("Could not start" in n for n in notes), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: any("Could not start" in n for n in notifications), timeout=TIMEOUT_MS)
 
     # a camera failing mid-run ends the run with a message; what was acquired stays
     widget.select_backend("simulated")
     qtbot.waitUntil(lambda: not widget.connecting, timeout=TIMEOUT_MS)
     widget.start()
-    qtbot.waitUntil(lambda: any("simulated camera failure" in n for n in notes), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(
+        lambda: any("simulated camera failure" in n for n in notifications), timeout=TIMEOUT_MS
+    )
     engine = widget.engine
     qtbot.waitUntil(lambda: engine.state is EngineState.IDLE, timeout=TIMEOUT_MS)
     assert engine.stats().frames == 100
     assert engine.stats().stacks_completed == 2  # 100 frames: one full stack per channel
-    failure = next(n for n in notes if "simulated camera failure" in n)
+    failure = next(n for n in notifications if "simulated camera failure" in n)
     assert "Kept: 2 complete stack(s)" in failure
 
     # settings that make no plan: a notification, not an exception
     for row in range(widget.form.channels.rowCount()):
         widget.form.channels.cellWidget(row, 0).setChecked(False)
     assert not widget.start()
-    assert "tick at least one channel" in notes[-1]
+    assert "tick at least one channel" in notifications[-1]
 
 
 def test_closing_the_widget_during_acquisition_stops_every_thread(make_widget, qtbot) -> None:

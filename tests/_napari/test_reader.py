@@ -10,7 +10,6 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from napari.utils.notifications import notification_manager
 
 from napari_lablink._napari.opening import wait_for_opens
 from napari_lablink._napari.prefetch import pending_prefetch
@@ -58,18 +57,6 @@ def ids(mikro):
 @pytest.fixture
 def token_env(mikro, monkeypatch):
     monkeypatch.setenv("LABLINK_TOKEN", mikro.token)
-
-
-@pytest.fixture
-def notifications():
-    seen: list[str] = []
-
-    def record(event):
-        seen.append(str(event.value.message if hasattr(event, "value") else event))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 def open_and_wait(viewer, uri: str) -> list:

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from napari.utils.notifications import notification_manager
 
 from napari_lablink._napari.readers import get_reader, read_remote, read_remote_now
 from napari_lablink.testing.tracker.server import TrackerStandIn
@@ -41,18 +40,6 @@ def tracker(monkeypatch) -> Iterator[TrackerStandIn]:
         monkeypatch.setenv("LABLINK_MIBI_EMAIL", stand_in.email)
         monkeypatch.setenv("LABLINK_MIBI_PASSWORD", stand_in.password)
         yield stand_in
-
-
-@pytest.fixture
-def notifications() -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(event) -> None:
-        seen.append(str(event.value.message if hasattr(event, "value") else event))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 def add_to(viewer, layer_data: list) -> list:

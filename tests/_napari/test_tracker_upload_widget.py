@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from napari.utils.notifications import notification_manager
 
 from napari_lablink._napari.opening import wait_for_opens
 from napari_lablink._napari.upload.tracker_widget import TrackerUploadWidget
@@ -33,18 +32,6 @@ def tracker(monkeypatch) -> Iterator[TrackerStandIn]:
         monkeypatch.setenv("LABLINK_MIBI_EMAIL", stand_in.email)
         monkeypatch.setenv("LABLINK_MIBI_PASSWORD", stand_in.password)
         yield stand_in
-
-
-@pytest.fixture
-def notifications() -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(event) -> None:
-        seen.append(str(event.message))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 def image_uri(tracker: TrackerStandIn, image_id: int | None = None) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from napari.utils.notifications import notification_manager
 
 from napari_lablink import ConfigurationError
 from napari_lablink._napari.opening import wait_for_opens
@@ -22,18 +21,6 @@ def token_env(mikro, monkeypatch):
     # one (".1:9000"); these tests take the S3 endpoint from the environment (the %2E form of the
     # query is tested on its own below).
     monkeypatch.setenv("LABLINK_S3_ENDPOINT", mikro.s3_endpoint)
-
-
-@pytest.fixture
-def notifications():
-    seen: list[str] = []
-
-    def record(event):
-        seen.append(str(event.message))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 def target(mikro, kind: str) -> str:

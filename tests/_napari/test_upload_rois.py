@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from napari.utils.notifications import notification_manager
 
 from napari_lablink import ConfigurationError, UploadCancelledError, connect
 from napari_lablink._napari.opening import wait_for_opens
@@ -28,18 +27,6 @@ WAIT_MS = 60_000
 def token_env(mikro, monkeypatch):
     monkeypatch.setenv("LABLINK_TOKEN", mikro.token)
     monkeypatch.setenv("LABLINK_S3_ENDPOINT", mikro.s3_endpoint)
-
-
-@pytest.fixture
-def notifications():
-    seen: list[str] = []
-
-    def record(event: Any) -> None:
-        seen.append(str(event.message))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 def _image(mikro, kind: str) -> str:
