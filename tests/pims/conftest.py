@@ -1,4 +1,4 @@
-"""Fixtures that run the real Cytomine PIMS server once per session.
+"""Fixtures that run the real Cytomine PIMS server once per session, and connect to it.
 
 A venv that cannot be built is a failure with the build's own message, never a skip: the real
 server is what these tests are for.
@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from napari_lablink.client.connection import connect
+from napari_lablink.client.pims.server import PimsServer
 from napari_lablink.testing.pims.images import TestImage, write_all
 from napari_lablink.testing.pims.server import PimsSetupError, RealPims, ensure_pims_venv
 
@@ -43,3 +45,10 @@ def real_pims(pims_venv: Path, pims_images: dict[str, TestImage]) -> Iterator[Re
             server.stop()
         return
     pytest.fail(f"cannot start the real PIMS server: {reason}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def server(real_pims: RealPims) -> Iterator[PimsServer]:
+    with connect(f"pims+http://127.0.0.1:{real_pims.port}") as connection:
+        assert isinstance(connection, PimsServer)
+        yield connection

@@ -37,13 +37,6 @@ from napari_lablink.testing.pims.server import RealPims
 pytestmark = [pytest.mark.pims, pytest.mark.timeout(900)]
 
 
-@pytest.fixture(scope="module")
-def server(real_pims: RealPims) -> Iterator[PimsServer]:
-    with connect(f"pims+http://127.0.0.1:{real_pims.port}") as connection:
-        assert isinstance(connection, PimsServer)
-        yield connection
-
-
 def source_levels(image: TestImage) -> list[np.ndarray]:
     """The file's levels as (c, t, z, y, x), as the client lays them out."""
     with tifffile.TiffFile(image.path) as tif:

@@ -7,25 +7,13 @@ with the real PIMS server.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
-from napari_lablink.client.connection import connect
-from napari_lablink.client.pims.server import PimsServer
-from napari_lablink.testing.pims.server import RealPims
-
 from .test_client import open_remote, source_levels
 
 pytestmark = [pytest.mark.pims, pytest.mark.timeout(900)]
-
-
-@pytest.fixture(scope="module")
-def server(real_pims: RealPims) -> Iterator[PimsServer]:
-    with connect(f"pims+http://127.0.0.1:{real_pims.port}") as connection:
-        assert isinstance(connection, PimsServer)
-        yield connection
 
 
 def test_levels_compute_on_worker_processes(
