@@ -107,6 +107,17 @@ def test_bad_fault_specs_are_refused(spec: str) -> None:
         Faults().rates = spec
 
 
+def _request_upload(mikro) -> None:
+    """Ask the stand-in for an upload store (it registers one) over plain HTTP."""
+    import httpx
+
+    httpx.post(
+        mikro.gen2_graphql_url,
+        json={"query": "mutation { requestZarrUpload(input: {}) { store } }"},
+        headers={"Authorization": f"Bearer {mikro.token}"},
+    )
+
+
 def test_a_lost_answer_acts_then_hangs_up(mikro) -> None:
     """The server registers the store, the client never hears of it."""
     import httpx
@@ -114,11 +125,7 @@ def test_a_lost_answer_acts_then_hangs_up(mikro) -> None:
     mikro.faults.fail_next(1, "lost", path_contains="mikro")
     before = len(mikro.state.stores)
     with pytest.raises(httpx.RemoteProtocolError):
-        httpx.post(
-            mikro.gen2_graphql_url,
-            json={"query": "mutation { requestZarrUpload(input: {}) { store } }"},
-            headers={"Authorization": f"Bearer {mikro.token}"},
-        )
+        _request_upload(mikro)
     assert len(mikro.state.stores) == before + 1
 
 
@@ -132,11 +139,7 @@ def test_a_late_answer_hangs_up_then_acts(mikro, monkeypatch) -> None:
     mikro.faults.fail_next(1, "late", path_contains="mikro")
     before = len(mikro.state.stores)
     with pytest.raises(httpx.RemoteProtocolError):
-        httpx.post(
-            mikro.gen2_graphql_url,
-            json={"query": "mutation { requestZarrUpload(input: {}) { store } }"},
-            headers={"Authorization": f"Bearer {mikro.token}"},
-        )
+        _request_upload(mikro)
     assert len(mikro.state.stores) == before  # hung up before acting
     deadline = time.monotonic() + 10
     while len(mikro.state.stores) == before and time.monotonic() < deadline:
