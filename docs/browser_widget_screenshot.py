@@ -7,30 +7,22 @@ Profiles go to a temporary servers.toml, never to the user's own.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from screenshot_helpers import use_temporary_profiles, wait_until
 
 
 def main(out: str) -> None:
-    os.environ["LABLINK_CONFIG"] = str(Path(tempfile.mkdtemp()) / "servers.toml")
+    use_temporary_profiles()
     import napari
     from qtpy.QtWidgets import QApplication
 
     from napari_lablink._napari.browser.widget import BrowserWidget
     from napari_lablink.profiles import Profile, ProfileStore
     from napari_lablink.testing import MikroStandIn, TrackerStandIn
-
-    def wait(condition: Callable[[], object], timeout: float = 30.0) -> None:
-        end = time.monotonic() + timeout
-        while not condition():
-            QApplication.processEvents()
-            time.sleep(0.02)
-            if time.monotonic() > end:
-                raise SystemExit("timed out waiting for the browser")
 
     with MikroStandIn() as mikro, TrackerStandIn() as tracker:
         mikro.seed_demo()
@@ -80,12 +72,14 @@ def main(out: str) -> None:
         for name in widget.profile_names():
             widget.select_profile(name)
             widget.connect_profile(name)
-            wait(lambda name=name: widget.state(name) != "connecting")
-            wait(lambda: not widget.loading)
+            wait_until(lambda name=name: widget.state(name) != "connecting", "the browser")
+            wait_until(lambda: not widget.loading, "the browser")
         # The generation-2 listing: thumbnails, a pyramid listed once, its details.
         widget.select_profile("Lab mikro (images)")
-        wait(lambda: not widget.loading and widget.entries)
-        wait(lambda: all(widget.preview_of(e) for e in widget.entries), timeout=120)
+        wait_until(lambda: not widget.loading and widget.entries, "the browser")
+        wait_until(
+            lambda: all(widget.preview_of(e) for e in widget.entries), "the browser", timeout=120
+        )
         names = [e.name for e in widget.entries]
         widget.select_entry(next(i for i, n in enumerate(names) if "pyramid" in n.lower()))
         widget.open_selected()

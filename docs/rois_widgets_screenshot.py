@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -21,26 +18,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from rois_screenshot import CREATE, _stack  # the same nuclei as docs/rois.png
+from screenshot_helpers import settle, use_temporary_profiles, wait_until
 
 
 def main(out_dir: str) -> None:
-    os.environ["LABLINK_CONFIG"] = str(Path(tempfile.mkdtemp()) / "servers.toml")
+    use_temporary_profiles()
     import napari
-    from qtpy.QtWidgets import QApplication
 
     from napari_lablink._napari.browser.widget import BrowserWidget
     from napari_lablink._napari.opening import wait_for_opens
     from napari_lablink._napari.upload.mikro_widget import ANNOTATIONS, UploadWidget
     from napari_lablink.profiles import Profile, ProfileStore
     from napari_lablink.testing import MikroStandIn
-
-    def wait(condition: Callable[[], object], timeout: float = 60.0) -> None:
-        end = time.monotonic() + timeout
-        while not condition():
-            QApplication.processEvents()
-            time.sleep(0.02)
-            if time.monotonic() > end:
-                raise SystemExit("timed out")
 
     with MikroStandIn() as mikro:
         image_id = mikro.add_image(_stack(), "nuclei 3-D", pixel_size=(0.2, 0.2, 1.0))
@@ -73,20 +62,20 @@ def main(out_dir: str) -> None:
         viewer.window.add_dock_widget(browser, name="Lablink browser", area="right")
         browser.select_profile("Lab mikro")
         browser.connect_profile("Lab mikro")
-        wait(lambda: browser.state("Lab mikro") == "connected")
-        wait(lambda: not browser.loading and bool(browser.entries))
+        wait_until(lambda: browser.state("Lab mikro") == "connected", "the widgets")
+        wait_until(lambda: not browser.loading and bool(browser.entries), "the widgets")
         browser.select_entry(0)
-        wait(lambda: browser.preview_of(browser.entries[0]) is not None)
+        wait_until(lambda: browser.preview_of(browser.entries[0]) is not None, "the widgets")
         browser.open_selected()
-        wait(lambda: wait_for_opens(0.05))
-        wait(lambda: len(viewer.layers) == 3)
+        wait_until(lambda: wait_for_opens(0.05), "the widgets")
+        wait_until(lambda: len(viewer.layers) == 3, "the widgets")
         image, shapes, points = viewer.layers
         image.colormap, image.contrast_limits = "magma", (0, 3000)
         shapes.edge_width, points.size = 0.25, 2.5
         viewer.dims.ndisplay = 3
         viewer.reset_view()
         viewer.camera.angles = (-10, 35, 75)
-        wait(lambda: True, 0)
+        settle(1)
         viewer.screenshot(str(Path(out_dir) / "rois_browser.png"), canvas_only=False)
 
         viewer.dims.ndisplay = 2
@@ -105,9 +94,9 @@ def main(out_dir: str) -> None:
         upload.what.setCurrentText(ANNOTATIONS)
         viewer.layers.selection = {drawn}
         upload.upload()
-        wait(lambda: upload.upload_button.isEnabled())
+        wait_until(lambda: upload.upload_button.isEnabled(), "the widgets")
         viewer.reset_view()
-        wait(lambda: True, 0)
+        settle(1)
         viewer.screenshot(str(Path(out_dir) / "rois_upload.png"), canvas_only=False)
         viewer.close()
 

@@ -9,38 +9,23 @@ Profiles go to a temporary servers.toml, never to the user's own.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from screenshot_helpers import settle, use_temporary_profiles, wait_until
 
 
 def main(out: Path) -> None:
-    os.environ["LABLINK_CONFIG"] = str(Path(tempfile.mkdtemp()) / "servers.toml")
+    use_temporary_profiles()
     import napari
     import numpy as np
-    from qtpy.QtWidgets import QApplication
 
     from napari_lablink._napari.opening import wait_for_opens
     from napari_lablink._napari.upload.mikro_widget import UploadWidget
     from napari_lablink._napari.upload.tracker_widget import TrackerUploadWidget
     from napari_lablink.profiles import Profile, ProfileStore
     from napari_lablink.testing import MikroStandIn, TrackerStandIn
-
-    def wait(condition: Callable[[], object], timeout: float = 60.0) -> None:
-        end = time.monotonic() + timeout
-        while not condition():
-            QApplication.processEvents()
-            time.sleep(0.02)
-            if time.monotonic() > end:
-                raise SystemExit("timed out waiting for the widget")
-
-    def settle() -> None:
-        for _ in range(50):
-            QApplication.processEvents()
-            time.sleep(0.02)
 
     rng = np.random.default_rng(3)
     with MikroStandIn() as mikro, TrackerStandIn() as tracker:
@@ -87,11 +72,11 @@ def main(out: Path) -> None:
         mikro.s3.faults.slow_seconds = 0.3
         mikro.s3.faults.rate = 1.0
         widget.upload()
-        wait(lambda: widget.progress.value() >= 3)
+        wait_until(lambda: widget.progress.value() >= 3, "the widget")
         settle()
         viewer.screenshot(str(out / "upload_widget.png"), canvas_only=False)
         widget.cancel()
-        wait(widget.upload_button.isEnabled)
+        wait_until(widget.upload_button.isEnabled, "the widget")
         mikro.s3.faults.clear()
         viewer.close()
 
@@ -105,7 +90,7 @@ def main(out: Path) -> None:
         viewer.window.add_dock_widget(tracker_widget, name="Upload to MIBItracker", area="right")
         tracker_widget.layer.setCurrentText("cell density")
         tracker_widget.upload()
-        wait(tracker_widget.upload_button.isEnabled)
+        wait_until(tracker_widget.upload_button.isEnabled, "the widget")
         settle()
         viewer.screenshot(str(out / "tracker_upload_widget.png"), canvas_only=False)
         print("saved", out / "upload_widget.png", out / "tracker_upload_widget.png")
